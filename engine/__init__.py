@@ -1,0 +1,1 @@
+"""claude-failover engine: UI-free workers, state and the simulated agent."""

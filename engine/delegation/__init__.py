@@ -1,0 +1,1 @@
+"""Delegation of tasks to HTTP AI job providers."""

@@ -1,0 +1,1 @@
+"""The simulated Claude Code used by the demo and the tests."""

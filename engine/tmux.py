@@ -1,0 +1,171 @@
+"""The TmuxClient protocol and its libtmux implementation, bound to one tmux socket."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+
+class TmuxError(RuntimeError):
+    """A tmux operation failed; the message names the session and what to do."""
+
+
+@runtime_checkable
+class TmuxClient(Protocol):
+    """What the engine needs from tmux, addressed by session name only.
+
+    Sessions are the unit: every call names one, so an implementation backed by a
+    control-mode client (one `tmux -C` pipe with `%output` notifications) can stand
+    behind the same calls, and callers never hold pane objects.
+    """
+
+    socket_name: str | None
+
+    def has_session(self, name: str) -> bool: ...
+
+    def list_sessions(self) -> list[str]: ...
+
+    def new_session(
+        self,
+        name: str,
+        cwd: Path,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        width: int = 200,
+        height: int = 50,
+    ) -> None: ...
+
+    def kill_session(self, name: str) -> None: ...
+
+    def send_text(self, name: str, text: str) -> None: ...
+
+    def send_enter(self, name: str) -> None: ...
+
+    def send_keys(self, name: str, *keys: str) -> None: ...
+
+    def capture(self, name: str, lines: int = 60, ansi: bool = False) -> str: ...
+
+    def current_command(self, name: str) -> str: ...
+
+    def pane_pid(self, name: str) -> int | None: ...
+
+    def kill_server(self) -> None: ...
+
+
+def find_tmux() -> str:
+    """Path of the tmux binary, or a TmuxError saying how to install it."""
+    path = shutil.which("tmux")
+    if path is None:
+        raise TmuxError("tmux not found on PATH: install it (apt-get install tmux) and start again")
+    return path
+
+
+def _target(name: str) -> str:
+    # "=" makes tmux match the session name exactly instead of as a prefix.
+    return f"={name}:"
+
+
+class LibtmuxClient:
+    """TmuxClient over libtmux, never touching any server but the one on `socket_name`."""
+
+    def __init__(self, socket_name: str | None = None) -> None:
+        import libtmux  # local: keeps `import engine.tmux` cheap for the CLI's quick paths
+
+        self.socket_name = socket_name
+        self._bin = find_tmux()
+        self._server = libtmux.Server(socket_name=socket_name)
+
+    def _base(self) -> list[str]:
+        return [self._bin, "-L", self.socket_name] if self.socket_name else [self._bin]
+
+    def _cmd(self, *args: str) -> list[str]:
+        result = self._server.cmd(*args)
+        if result.returncode != 0:
+            raise TmuxError(f"tmux {args[0]} failed: {' '.join(result.stderr) or 'no output'}")
+        return list(result.stdout)
+
+    def has_session(self, name: str) -> bool:
+        return self._server.cmd("has-session", "-t", _target(name)).returncode == 0
+
+    def list_sessions(self) -> list[str]:
+        result = self._server.cmd("list-sessions", "-F", "#{session_name}")
+        if result.returncode != 0:
+            return []  # no server running means no sessions
+        return [line for line in result.stdout if line]
+
+    def new_session(
+        self,
+        name: str,
+        cwd: Path,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        width: int = 200,
+        height: int = 50,
+    ) -> None:
+        args = ["new-session", "-d", "-s", name, "-c", str(cwd), "-x", str(width), "-y", str(height)]
+        for key, value in (env or {}).items():
+            args += ["-e", f"{key}={value}"]
+        if command:
+            args.append(shlex.join(command))
+        self._cmd(*args)
+        log.debug("created tmux session %s in %s", name, cwd)
+
+    def kill_session(self, name: str) -> None:
+        if self.has_session(name):
+            self._cmd("kill-session", "-t", _target(name))
+
+    def send_text(self, name: str, text: str) -> None:
+        """Type `text` literally; a multi-line text goes in as one bracketed paste."""
+        if "\n" not in text:
+            self._cmd("send-keys", "-t", _target(name), "-l", "--", text)
+            return
+        buffer = f"cfo-{uuid.uuid4().hex[:12]}"
+        proc = subprocess.run(
+            [*self._base(), "load-buffer", "-b", buffer, "-"],
+            input=text.encode(),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise TmuxError(f"tmux load-buffer for {name} failed: {proc.stderr.decode().strip()}")
+        # -p: bracketed paste when the program asked for it; -d: drop the buffer afterwards.
+        self._cmd("paste-buffer", "-p", "-d", "-b", buffer, "-t", _target(name))
+
+    def send_enter(self, name: str) -> None:
+        self._cmd("send-keys", "-t", _target(name), "Enter")
+
+    def send_keys(self, name: str, *keys: str) -> None:
+        """Send named keys (`Escape`, `C-u`, `Enter`) as tmux key names."""
+        self._cmd("send-keys", "-t", _target(name), *keys)
+
+    def capture(self, name: str, lines: int = 60, ansi: bool = False) -> str:
+        """The last `lines` non-trailing-blank lines of the pane, scrollback included."""
+        args = ["capture-pane", "-p", "-t", _target(name), "-S", f"-{lines}"]
+        if ansi:
+            args.append("-e")
+        out = self._cmd(*args)
+        while out and not out[-1].strip():
+            out.pop()
+        return "\n".join(out[-lines:])
+
+    def _display(self, name: str, fmt: str) -> str:
+        out = self._cmd("display-message", "-p", "-t", _target(name), fmt)
+        return out[0] if out else ""
+
+    def current_command(self, name: str) -> str:
+        return self._display(name, "#{pane_current_command}")
+
+    def pane_pid(self, name: str) -> int | None:
+        value = self._display(name, "#{pane_pid}")
+        return int(value) if value.isdigit() else None
+
+    def kill_server(self) -> None:
+        subprocess.run([*self._base(), "kill-server"], capture_output=True, check=False)

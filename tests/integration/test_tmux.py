@@ -1,0 +1,72 @@
+"""The libtmux client against a real tmux server on a private socket."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.tmux import LibtmuxClient, TmuxClient, TmuxError
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+# A raw-mode program that asks for bracketed paste, like the agent, and logs every read it gets.
+RECORDER = textwrap.dedent(
+    """
+    import os, sys, termios, tty
+    out = open(sys.argv[1], "ab", buffering=0)
+    tty.setraw(0)
+    sys.stdout.write("\\x1b[?2004hready\\r\\n"); sys.stdout.flush()
+    while True:
+        data = os.read(0, 4096)
+        out.write(repr(data).encode() + b"\\n")
+    """
+)
+
+
+def test_client_satisfies_protocol(tmux: LibtmuxClient) -> None:
+    assert isinstance(tmux, TmuxClient)
+
+
+def test_sessions_are_created_listed_and_killed(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    tmux.new_session("ccl-auto-11", tmp_path, env={"CFO_PROBE": "a b;c"}, width=100, height=30)
+    assert tmux.has_session("ccl-auto-11")
+    assert not tmux.has_session("ccl-auto-1")  # exact match, not a prefix
+    assert tmux.list_sessions() == ["ccl-auto-11"]
+    tmux.send_text("ccl-auto-11", 'echo "[$CFO_PROBE]"')
+    tmux.send_enter("ccl-auto-11")
+    wait_until(lambda: "[a b;c]" in tmux.capture("ccl-auto-11"), what="env var echoed")
+    assert tmux.current_command("ccl-auto-11") == "sh"
+    assert tmux.pane_pid("ccl-auto-11")
+    tmux.kill_session("ccl-auto-11")
+    assert tmux.list_sessions() == []
+
+
+def test_multiline_text_arrives_as_one_bracketed_paste(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    log = tmp_path / "reads.log"
+    script = tmp_path / "recorder.py"
+    script.write_text(RECORDER)
+    tmux.new_session("rec", tmp_path, command=[sys.executable, str(script), str(log)])
+    wait_until(lambda: "ready" in tmux.capture("rec"), what="recorder ready")
+    tmux.send_text("rec", "line one\nline two\nline three")
+    received = wait_until(lambda: log.exists() and b"201~" in log.read_bytes() and log.read_bytes())
+    data = b"".join(eval(line) for line in received.splitlines())  # the recorder logs repr(bytes)
+    assert data.startswith(b"\x1b[200~") and data.endswith(b"\x1b[201~")
+    inner = data[len(b"\x1b[200~") : -len(b"\x1b[201~")]
+    assert inner.replace(b"\r", b"\n") == b"line one\nline two\nline three"
+
+
+def test_capture_returns_last_lines_including_scrollback(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    tmux.new_session("cap", tmp_path, command=["sh", "-c", "seq 1 200; sleep 30"], height=20)
+    wait_until(lambda: "200" in tmux.capture("cap", lines=5), what="seq output")
+    text = tmux.capture("cap", lines=50)
+    assert text.splitlines() == [str(i) for i in range(151, 201)]
+
+
+def test_missing_tmux_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(TmuxError, match="tmux not found on PATH"):
+        LibtmuxClient(socket_name="cfo-never-started")
