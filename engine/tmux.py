@@ -53,6 +53,8 @@ class TmuxClient(Protocol):
 
     def capture(self, name: str, lines: int = 60, ansi: bool = False) -> str: ...
 
+    def clear(self, name: str) -> None: ...
+
     def current_command(self, name: str) -> str: ...
 
     def pane_pid(self, name: str) -> int | None: ...
@@ -155,6 +157,11 @@ class LibtmuxClient:
         while out and not out[-1].strip():
             out.pop()
         return "\n".join(out[-lines:])
+
+    def clear(self, name: str) -> None:
+        """Reset the pane's terminal and drop its scrollback, so old output cannot be read as new."""
+        self._cmd("send-keys", "-R", "-t", _target(name))
+        self._cmd("clear-history", "-t", _target(name))
 
     def _display(self, name: str, fmt: str) -> str:
         out = self._cmd("display-message", "-p", "-t", _target(name), fmt)

@@ -1,0 +1,199 @@
+"""The `cfo` command: argument parsing and the subcommands that need no running console."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def _version() -> str:
+    try:
+        return version("claude-failover")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _add_config(parser: argparse.ArgumentParser, top: bool) -> None:
+    # SUPPRESS on the subcommands keeps a --config given before the subcommand's name.
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None if top else argparse.SUPPRESS,
+        metavar="PATH",
+        help="config file (default: $CFO_CONFIG or ~/.config/cfo/config.yaml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cfo",
+        description="Keep a pool of Claude Code agents busy in tmux and fail over between accounts.",
+    )
+    _add_config(parser, top=True)
+    parser.add_argument(
+        "--no-ui", action="store_true", help="run the engine headless, one log line per event"
+    )
+    parser.add_argument("--version", action="version", version=f"cfo {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the console on a throw-away workspace with simulated agents")
+    demo.add_argument("--no-ui", action="store_true", dest="demo_no_ui", help="run the demo headless")
+    demo.add_argument("--agents", type=int, default=4, metavar="N", help="pool sessions (default 4)")
+    demo.add_argument("--keep", action="store_true", help="keep the workspace folder afterwards")
+    demo.add_argument(
+        "--tasks", type=int, default=None, metavar="N", help="tasks to queue (default 3 per agent)"
+    )
+
+    init = sub.add_parser("init", help="write a commented example config")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sub.add_parser("check", help="validate the config and print every problem at once")
+
+    status = sub.add_parser("status", help="print the persisted state")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    screen = sub.add_parser("screen", help="print how the engine reads a captured pane, as JSON")
+    screen.add_argument("file", help="a captured pane (capture-pane -p output), or - for stdin")
+    screen.add_argument("--transcript", type=Path, default=None, help="the agent's JSONL transcript")
+
+    for name in ("demo", "init", "check", "status", "screen"):
+        _add_config(sub.choices[name], top=False)
+    return parser
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    from engine.config import default_config_path
+
+    explicit: Path | None = getattr(args, "config", None)
+    return explicit.expanduser() if explicit else default_config_path()
+
+
+def _err(message: str) -> None:
+    print(f"cfo: {message}", file=sys.stderr)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError, write_init
+
+    try:
+        path = write_init(config_path(args), force=args.force)
+    except ConfigError as exc:
+        _err(str(exc))
+        return 1
+    print(f"wrote {path}; edit the accounts, then run: cfo check", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.checks import check_all
+
+    path = config_path(args)
+    problems = check_all(path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{path}: ok", file=sys.stderr)
+    return 0
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from engine.screen import PatternError, load_patterns, read
+    from engine.transcript import read_lines
+
+    override: Path | None = None
+    path = config_path(args)
+    if path.exists():
+        from engine.config import ConfigError, load_config
+
+        try:
+            override = load_config(path).screen.patterns_file
+        except ConfigError as exc:
+            _err(str(exc))
+            return 1
+    try:
+        patterns = load_patterns(override)
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        lines = read_lines(args.transcript) if args.transcript else None
+    except (OSError, UnicodeDecodeError, PatternError) as exc:
+        _err(str(exc))
+        return 1
+    print(json.dumps(read(text, transcript_lines=lines, patterns=patterns).to_json()))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.status import render_status, status_dict
+
+    from engine.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path(args))
+    except ConfigError as exc:
+        _err(str(exc))
+        return 1
+    data = status_dict(config)
+    print(json.dumps(data, indent=None if args.json else 2) if args.json else render_status(data))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import DemoError, run_demo
+
+    try:
+        return run_demo(
+            agents=args.agents, tasks=args.tasks, headless=args.demo_no_ui or args.no_ui, keep=args.keep
+        )
+    except DemoError as exc:
+        _err(str(exc))
+        return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path(args))
+    except ConfigError as exc:
+        _err(str(exc))
+        return 1
+    if args.no_ui:
+        from cfo_tui.headless import run_headless
+
+        return run_headless(config)
+    from cfo_tui.app import run_app
+
+    return run_app(config)
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "check": cmd_check,
+    "screen": cmd_screen,
+    "status": cmd_status,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        return cmd_run(args)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (`cfo status | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

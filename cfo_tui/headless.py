@@ -1,0 +1,92 @@
+"""`cfo --no-ui`: the engine under asyncio.run, one log line per event on stderr, clean stop on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import TextIO
+
+from engine.config import Config
+from engine.events import Event
+from engine.tmux import TmuxClient, TmuxError
+
+log = logging.getLogger("cfo")
+QUIET = ("watchfiles", "libtmux", "httpx")
+
+
+def format_event(event: Event, with_time: bool = True) -> str:
+    """`12:03:04 dispatched session=ccl-auto-11 task=web:001 account=primary`: one line per event."""
+    data = event.to_dict()
+    stamp = str(data.pop("ts"))[11:19] + " " if with_time else ""
+    kind = data.pop("type")
+    fields = " ".join(f"{k}={v}" for k, v in data.items() if v not in (None, ""))
+    return f"{stamp}{kind} {fields}".rstrip()
+
+
+def setup_logging(stream: TextIO = sys.stderr) -> bool:
+    """Log to stderr; under journald (JOURNAL_STREAM set) without our own timestamps. Returns with_time."""
+    with_time = "JOURNAL_STREAM" not in os.environ
+    handler = logging.StreamHandler(stream)
+    fmt = (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if with_time
+        else "%(levelname)s %(name)s: %(message)s"
+    )
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for name in QUIET:  # their INFO lines are per change or per request: noise in an operator's log
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return with_time
+
+
+async def serve(
+    config: Config, tmux: TmuxClient, until_idle: bool = False, stream: TextIO = sys.stderr
+) -> int:
+    from engine.core import Engine
+
+    with_time = setup_logging(stream)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    engine = Engine(config, tmux)
+
+    def show(event: Event) -> None:
+        print(format_event(event, with_time), file=stream, flush=True)
+
+    engine.subscribe(show)
+    runner = asyncio.create_task(engine.run(stop))
+    if until_idle:
+
+        async def watch_drain() -> None:
+            quiet = 0
+            while not stop.is_set():
+                await asyncio.sleep(0.5)
+                quiet = quiet + 1 if engine.is_drained() else 0
+                if quiet >= 4:
+                    log.info("queue drained: stopping")
+                    stop.set()
+
+        drain = asyncio.create_task(watch_drain())
+    await runner
+    if until_idle:
+        drain.cancel()
+    return 0
+
+
+def run_headless(config: Config, tmux: TmuxClient | None = None, until_idle: bool = False) -> int:
+    """Run the engine until SIGINT/SIGTERM (or, for the demo, until the queue is drained)."""
+    if tmux is None:
+        from engine.tmux import LibtmuxClient
+
+        try:
+            tmux = LibtmuxClient(socket_name=config.tmux.socket_name)
+        except TmuxError as exc:
+            print(f"cfo: {exc}", file=sys.stderr)
+            return 1
+    return asyncio.run(serve(config, tmux, until_idle=until_idle))

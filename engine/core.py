@@ -1,0 +1,627 @@
+"""Engine: owns the workers (dispatcher, watcher, lifecycle, recovery), the commands and the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from engine import queue as q
+from engine import screen
+from engine.clock import Clock, SystemClock, iso
+from engine.config import Config
+from engine.durations import format_duration
+from engine.events import Event, EventLog
+from engine.launch import (
+    Launch,
+    LaunchError,
+    agent_running,
+    command_line,
+    paste_and_submit,
+    render_message,
+    start_agent,
+    valid_resume_id,
+)
+from engine.lifecycle import ensure_pool, live_pool
+from engine.runtime import Look, Running
+from engine.snapshot import Snapshot, build_snapshot
+from engine.state import Failure, SessionKind, SessionState, State, StateStore
+from engine.stophook import StopHookError, install_stop_hook
+from engine.tasks import DoneListing, Task, TaskError, read_task, resolve_dependencies, task_id_of
+from engine.tmux import TmuxClient, TmuxError
+
+log = logging.getLogger(__name__)
+
+FULL_SCAN = 10.0  # the safety-net rescan when no file event arrives
+LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
+API_ERROR_RETRIES = 3
+RECYCLE_WAIT = 15.0
+CAPTURE_LINES = 120
+
+
+class Engine:
+    """The UI-free engine; the console and `cfo --no-ui` both drive one of these on one asyncio loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        tmux: TmuxClient,
+        clock: Clock | None = None,
+        patterns: screen.Patterns | None = None,
+        api_error_backoff: float = 10.0,
+        full_scan: float = FULL_SCAN,
+    ) -> None:
+        self.config = config
+        self.tmux = tmux
+        self.clock: Clock = clock or SystemClock()
+        self.patterns = patterns or screen.load_patterns(config.screen.patterns_file)
+        self.api_error_backoff = api_error_backoff
+        self.full_scan = full_scan
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = StateStore(config.state_dir)
+        self.state: State = self.store.load()
+        self.events = EventLog(config.state_dir / "events.jsonl", now=self.clock.now)
+        self.queue = q.Queue(max_bytes=config.tasks.max_bytes, settle=config.tasks.settle)
+        self.running: dict[str, Running] = {}
+        self.last_scan = q.ScanResult()
+        self.dispatchable = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake_dispatch = asyncio.Event()
+        self._wake_watch = asyncio.Event()
+        self._projects: dict[str, Path] = {}
+        self._pool_lock = threading.Lock()
+        self._scans = 0
+
+    # ----------------------------------------------------------------- events and state
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `callback(event)` for every event from now on; returns the unsubscribe function."""
+        return self.events.subscribe(callback)
+
+    def emit(self, kind: str, **fields: Any) -> Event:
+        return self.events.emit(kind, **fields)
+
+    def save(self) -> None:
+        self.store.save(self.state)
+
+    def session_state(self, name: str) -> SessionState:
+        kind: SessionKind = "dedicated" if name in self.config.dedicated_names else "pool"
+        current = self.state.sessions.get(name)
+        if current is None:
+            current = SessionState(name=name, kind=kind, account=self.state.active_account)
+            self.state.sessions[name] = current
+        return current
+
+    def snapshot(self) -> Snapshot:
+        """What the console renders: state, running tasks and the last scan of the queues."""
+        return build_snapshot(self.config, self.state, self.last_scan, self.running, self.clock.now())
+
+    async def pane_tail(self, name: str, lines: int = 40) -> str:
+        """The last `lines` of a managed session's pane, with its colours (ANSI); empty if it is gone."""
+        if not self.config.is_managed(name):
+            return ""
+        try:
+            return await asyncio.to_thread(self.tmux.capture, name, lines, True)
+        except TmuxError:
+            return ""
+
+    # ----------------------------------------------------------------- commands
+
+    def pause_dispatch(self) -> None:
+        if self.state.dispatch != "paused":
+            self.state.dispatch = "paused"
+            self.save()
+            self.emit("paused", reason="operator")
+
+    def resume_dispatch(self) -> None:
+        if self.state.dispatch != "running":
+            self.state.dispatch = "running"
+            self.state.paused_until = None
+            self.save()
+            self.emit("resumed", reason="operator")
+            self._wake_dispatch.set()
+
+    def force_complete(self, name: str) -> bool:
+        """Finish the task of session `name` now, as done; False if it runs none."""
+        run = self.running.get(name)
+        if run is None or run.phase != "working":
+            return False
+        run.phase = "finishing"
+        self._spawn(self._complete(run, "forced by operator"))
+        return True
+
+    # ----------------------------------------------------------------- running
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_crash)
+
+    @staticmethod
+    def _report_crash(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Start every worker and serve until `stop` is set; state is saved on the way out."""
+        stop = stop or asyncio.Event()
+        self._wake_dispatch = asyncio.Event()
+        self._wake_watch = asyncio.Event()
+        await self.startup()
+        loops = [
+            asyncio.create_task(self._loop(self._wake_dispatch, lambda: self.full_scan, self.dispatch_once)),
+            asyncio.create_task(
+                self._loop(self._wake_watch, lambda: self.config.watcher.interval, self.watch_once)
+            ),
+            asyncio.create_task(self._watch_files()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in [*loops, *self._tasks]:
+                task.cancel()
+            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
+            self.save()
+            self.emit("stopped")
+
+    async def _loop(
+        self, wake: asyncio.Event, period: Callable[[], float], body: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        while True:
+            try:
+                await body()
+            except Exception:
+                log.exception("worker %s failed; it goes on", body.__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=period())
+            wake.clear()
+
+    async def startup(self) -> None:
+        """Accounts, stop hooks, the pool, and recovery of tasks left claimed by an earlier run."""
+        names = [a.name for a in self.config.accounts]
+        if self.state.active_account not in names:
+            self.state.active_account = names[0]
+        self.config.watcher.done_signal_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.agent.install_stop_hook:
+            for account in self.config.accounts:
+                try:
+                    install_stop_hook(account.home, self.config.watcher.done_signal_dir)
+                except StopHookError as exc:
+                    log.error("%s", exc)
+        await asyncio.to_thread(self._ensure_pool, 0)
+        await self.recover()
+        self.save()
+        self.emit("started", account=self.state.active_account)
+
+    # ----------------------------------------------------------------- recovery
+
+    def _ensure_pool(self, wanted: int) -> None:
+        with self._pool_lock:  # two workers creating the same missing session would collide
+            ensure_pool(self.config, self.tmux, wanted)
+
+    def _discover(self) -> dict[str, Path]:
+        dedicated = {d.project.name: d.project for d in self.config.pool.dedicated}
+        return q.discover_projects(self.config.projects_dir, dedicated)
+
+    def _look(self, session: str) -> Look | None:
+        if not self.tmux.has_session(session):
+            return None
+        return Look(
+            command=self.tmux.current_command(session), text=self.tmux.capture(session, CAPTURE_LINES)
+        )
+
+    async def recover(self) -> None:
+        """Reconcile every `.dispatched` file with tmux and state: adopt what still runs, requeue the rest."""
+        self._projects = await asyncio.to_thread(self._discover)
+        scan = await asyncio.to_thread(self.queue.scan, self._projects)
+        holders = {s.task: name for name, s in self.state.sessions.items() if s.task}
+        adopted: set[str] = set()
+        for claimed in scan.claimed:
+            if await asyncio.to_thread(q.reconcile_claim, claimed):
+                continue
+            project = next((p for p, d in self._projects.items() if claimed.parent.parent.parent == d), None)
+            task_id = task_id_of(claimed.name)
+            if project is None or task_id is None:
+                continue
+            key = f"{project}:{task_id}"
+            session = await asyncio.to_thread(self._find_holder, key, task_id, holders.get(key))
+            if session is not None and await self._adopt(session, claimed, project):
+                adopted.add(session)
+                continue
+            await asyncio.to_thread(q.requeue, claimed)
+            self.emit("requeued", task=key, reason="recovered after restart: no agent was working on it")
+        for name, s in self.state.sessions.items():
+            if name not in adopted and s.state != "idle":
+                s.state, s.task, s.task_path = "idle", None, None
+        for name in await asyncio.to_thread(live_pool, self.config, self.tmux):
+            if name not in adopted:
+                await self._stop_agent(name)
+
+    def _find_holder(self, key: str, task_id: str, hint: str | None) -> str | None:
+        marker = f"[{task_id}.md]"
+        candidates = [hint] if hint else []
+        candidates += [n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint]
+        for name in candidates:
+            look = self._look(name)
+            if look is None or not agent_running(look.command):
+                continue
+            if name == hint or marker in look.text:
+                return name
+        return None
+
+    async def _adopt(self, session: str, claimed: Path, project: str) -> bool:
+        try:
+            task = await asyncio.to_thread(
+                read_task, claimed, project, self._projects[project], self.config.tasks.max_bytes
+            )
+        except TaskError as exc:
+            log.error("%s", exc)
+            return False
+        prior = self.session_state(session)
+        run = Running(
+            session=session,
+            task=task,
+            claimed=claimed,
+            account=prior.account or self.state.active_account or "",
+            model=prior.model or self.config.agent.model_for(task.priority),
+            started=prior.assigned_at or self.clock.now(),
+            phase="working",
+        )
+        self.running[session] = run
+        prior.state, prior.task, prior.task_path = "working", task.key, str(claimed)
+        self.emit("recovered", session=session, task=task.key)
+        return True
+
+    # ----------------------------------------------------------------- dispatcher
+
+    def is_drained(self) -> bool:
+        """Nothing runs and nothing can be dispatched: the demo's headless run stops here."""
+        return (
+            not self.running and self.dispatchable == 0 and self.last_scan.unsettled == 0 and self._scans > 0
+        )
+
+    async def dispatch_once(self) -> None:
+        projects = await asyncio.to_thread(self._discover)
+        if projects != self._projects:
+            self._projects = projects
+            self._restart_file_watch()
+        scan = await asyncio.to_thread(self.queue.scan, projects)
+        self.last_scan = scan
+        self._scans += 1
+        for problem in scan.problems:
+            log.error("%s", problem)
+        for error in scan.errors:
+            await self._fail_file(error)
+        ready = await asyncio.to_thread(self._ready_tasks, scan, projects)
+        self.dispatchable = len(ready)
+        if scan.next_settle is not None:
+            self._wake_later(self._wake_dispatch, max(0.05, scan.next_settle - self.clock.now()))
+        if self.state.dispatch == "paused" or not ready:
+            return
+        working = sum(1 for r in self.running.values())
+        await asyncio.to_thread(self._ensure_pool, working + len(ready))
+        idle = await asyncio.to_thread(self._idle_sessions)
+        for task, session in zip(ready, idle, strict=False):
+            # Claimed one by one, in dispatch order; only the slow agent start-up runs in parallel.
+            run = await self._claim(task, session)
+            if run is not None:
+                self._spawn(self._launch(run))
+
+    def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> list[Task]:
+        listing = DoneListing()
+        ready: list[Task] = []
+        for task in scan.tasks:
+            if scan.marked(task.key, "delegated"):
+                continue
+            if task.depends_on or task.unsafe_depends:
+                status = resolve_dependencies(task, self.config.projects_dir, projects, listing)
+                if not status.met:
+                    self._block(task, status.missing, status.unsafe)
+                    continue
+            ready.append(task)
+        return ready
+
+    def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
+        reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
+        if q.mark_blocked(task, reasons):
+            if unsafe:
+                log.error("%s: blocked: %s", task.path, "; ".join(reasons))
+            self.emit("blocked", task=task.key, reason="; ".join(reasons))
+
+    def _idle_sessions(self) -> list[str]:
+        now = self.clock.now()
+        idle: list[str] = []
+        for name in live_pool(self.config, self.tmux):
+            if name in self.running:
+                continue
+            s = self.state.sessions.get(name)
+            if s and s.launch_failed_at and now - s.launch_failed_at < LAUNCH_RETRY_AFTER:
+                continue
+            if agent_running(self.tmux.current_command(name)):
+                continue
+            idle.append(name)
+        return idle
+
+    async def _fail_file(self, error: TaskError) -> None:
+        try:
+            await asyncio.to_thread(q.fail, error.path, error.reason)
+        except TaskError as exc:
+            log.error("%s", exc)
+            return
+        log.error("%s: moved to failed/: %s", error.path, error.reason)
+        self.emit("failed", task=self._key_of(error.path), reason=error.reason)
+
+    def _key_of(self, path: Path) -> str:
+        project = path.parent.parent.parent.name
+        return f"{project}:{task_id_of(path.name) or path.name}"
+
+    def _resume_id(self, session: str) -> str | None:
+        path = self.config.agent.resume_dir / f"{session}-resume-id.txt"
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        path.unlink(missing_ok=True)
+        if not valid_resume_id(value):
+            log.warning("%s: not a session UUID (%r); ignored", path, value[:60])
+            return None
+        return value
+
+    def _signal(self, session: str) -> Path:
+        return self.config.watcher.done_signal_dir / f"agent-done-{session}"
+
+    async def _claim(self, task: Task, session: str) -> Running | None:
+        """Claim `task` for `session` and record it (state written) before anything reaches the agent."""
+        try:
+            claimed = await asyncio.to_thread(q.claim, task)
+        except TaskError as exc:
+            log.info("%s", exc)
+            return None
+        account = self.config.account(self.state.active_account or "") or self.config.accounts[0]
+        run = Running(
+            session=session,
+            task=task,
+            claimed=claimed,
+            account=account.name,
+            model=self.config.agent.model_for(task.priority),
+            started=self.clock.now(),
+            phase="launching",
+        )
+        self.running[session] = run
+        s = self.session_state(session)
+        s.state, s.task, s.task_path = "working", task.key, str(claimed)
+        s.assigned_at, s.account, s.model = run.started, account.name, run.model
+        self.save()
+        self.emit("dispatched", session=session, task=task.key, account=account.name, model=run.model)
+        return run
+
+    async def _launch(self, run: Running) -> None:
+        task = run.task
+        account = self.config.account(run.account) or self.config.accounts[0]
+        s = self.session_state(run.session)
+        resume = await asyncio.to_thread(self._resume_id, run.session)
+        launch = Launch(
+            session=run.session,
+            line=command_line(
+                task.project_dir,
+                account.home,
+                self.config.agent.command,
+                self.config.agent.args,
+                run.model,
+                resume,
+            ),
+            message=render_message(self.config.agent.message_template, task.filename, task.body),
+            marker=f"[{task.filename}]",
+            prompt_timeout=self.config.agent.prompt_timeout,
+        )
+        try:
+            self._signal(run.session).unlink(missing_ok=True)
+            await start_agent(self.tmux, launch, self.patterns)
+            run.submitted_at = self.clock.now()
+            await paste_and_submit(self.tmux, launch, self.patterns)
+            run.phase = "working"
+            self._wake_watch.set()
+        except (LaunchError, TmuxError, OSError) as exc:
+            log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
+            self.running.pop(run.session, None)
+            await asyncio.to_thread(q.requeue, run.claimed)
+            s.state, s.task, s.task_path = "idle", None, None
+            s.launch_failed_at = self.clock.now()
+            s.last_fail = Failure(self.clock.now(), f"launch failed: {exc}")
+            self.save()
+            self.emit("launch_failed", session=run.session, task=task.key, reason=str(exc))
+            self.emit("requeued", session=run.session, task=task.key, reason="launch failed")
+            await self._stop_agent(run.session)
+            self._wake_dispatch.set()
+
+    # ----------------------------------------------------------------- watcher
+
+    async def watch_once(self) -> None:
+        working = [r for r in self.running.values() if r.phase == "working"]
+        await asyncio.gather(*(self._check(r) for r in working))
+
+    async def _check(self, run: Running) -> None:
+        look = await asyncio.to_thread(self._look, run.session)
+        if run.phase != "working":
+            return
+        if look is None:
+            await self._crashed(run, "its tmux session vanished")
+            return
+        if not agent_running(look.command):
+            await self._crashed(run, f"the agent exited ({look.command} is in the foreground)")
+            return
+        now = self.clock.now()
+        signal = self._signal(run.session)
+        signalled = signal.exists()
+        stop = screen.classify(look.text, self.patterns)
+        if stop is not None:
+            if signalled:
+                signal.unlink(missing_ok=True)  # a turn that ended on a stop is not a completion
+            await self._on_stop(run, stop, now)
+            return
+        run.retry_at = None
+        ended = (
+            screen.turn_ended(look.text, self.patterns)
+            and screen.read_state(look.text, self.patterns) == "idle"
+        )
+        if ended or signalled:
+            run.phase = "finishing"
+            await self._complete(run, "done signal" if signalled and not ended else "turn ended")
+        elif now - run.started > self.config.watcher.idle_timeout:
+            run.phase = "finishing"
+            await self._give_up(
+                run, f"timed out: not finished within {format_duration(self.config.watcher.idle_timeout)}"
+            )
+
+    async def _on_stop(self, run: Running, stop: screen.Stop, now: float) -> None:
+        if stop.kind == "server_error":
+            if run.retry_at is None:
+                if run.continues >= API_ERROR_RETRIES:
+                    run.phase = "finishing"
+                    await self._requeue(run, f"API error {API_ERROR_RETRIES + 1} times: {stop.snippet}")
+                    return
+                run.retry_at = now + self.api_error_backoff * (2**run.continues)
+                self.emit("api_error", session=run.session, task=run.task.key, reason=stop.snippet)
+            elif now >= run.retry_at:
+                run.continues += 1
+                run.retry_at = None
+                await asyncio.to_thread(self._type_line, run.session, "continue")
+            return
+        run.phase = "finishing"
+        kind = "quota_hit" if stop.kind == "quota" else "auth_failed"
+        self.emit(kind, session=run.session, task=run.task.key, reason=stop.snippet, account=run.account)
+        await self._requeue(run, f"the agent stopped: {stop.kind} ({stop.pattern})")
+
+    def _type_line(self, session: str, text: str) -> None:
+        self.tmux.send_keys(session, "C-u")
+        self.tmux.send_text(session, text)
+        self.tmux.send_enter(session)
+
+    def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
+        return {
+            "session": run.session,
+            "account": run.account,
+            "model": run.model,
+            "started": iso(run.started),
+            "ended": iso(self.clock.now()),
+            "how": how,
+        }
+
+    async def _complete(self, run: Running, how: str) -> None:
+        try:
+            await asyncio.to_thread(q.complete, run.claimed, self._footer(run, how))
+        except TaskError as exc:
+            log.error("%s", exc)
+        self.state.count("completed")
+        self.emit("completed", session=run.session, task=run.task.key, account=run.account, reason=how)
+        await self._release(run)
+
+    async def _give_up(self, run: Running, reason: str) -> None:
+        try:
+            await asyncio.to_thread(q.fail, run.claimed, reason, self._footer(run, "failed"))
+        except TaskError as exc:
+            log.error("%s", exc)
+        self.state.count("failed")
+        self.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
+        await self._release(run, stop_agent=True)
+
+    async def _requeue(self, run: Running, reason: str) -> None:
+        try:
+            await asyncio.to_thread(q.requeue, run.claimed)
+        except TaskError as exc:
+            log.error("%s", exc)
+        self.emit("requeued", session=run.session, task=run.task.key, reason=reason)
+        await self._release(run, stop_agent=True)
+
+    async def _crashed(self, run: Running, what: str) -> None:
+        run.phase = "finishing"
+        crashes = self.state.requeues.get(run.task.key, 0) + 1
+        self.state.requeues[run.task.key] = crashes
+        self.session_state(run.session).last_fail = Failure(self.clock.now(), what)
+        if crashes >= 2:
+            self.state.requeues.pop(run.task.key, None)
+            await self._give_up(run, f"crashed twice: {what}")
+        else:
+            await self._requeue(run, f"crashed: {what}")
+
+    async def _release(self, run: Running, stop_agent: bool = False) -> None:
+        """The session is done with its task: a pool session recycles its agent and returns idle."""
+        self._signal(run.session).unlink(missing_ok=True)
+        s = self.session_state(run.session)
+        s.task, s.task_path = None, None
+        if s.kind == "pool":
+            s.state = "recycling"
+            self.save()
+            await self._stop_agent(run.session, interrupt=stop_agent)
+        s.state = "idle"
+        self.running.pop(run.session, None)
+        self.save()
+        self._wake_dispatch.set()
+
+    async def _stop_agent(self, session: str, interrupt: bool = True) -> None:
+        """End the agent in a pool session (context recycle); kill the session if it will not go."""
+
+        def stop() -> bool:
+            if not self.tmux.has_session(session) or not agent_running(self.tmux.current_command(session)):
+                return True
+            if interrupt:
+                self.tmux.send_keys(session, "Escape")
+            self._type_line(session, "/exit")
+            return False
+
+        try:
+            if await asyncio.to_thread(stop):
+                return
+            deadline = asyncio.get_running_loop().time() + RECYCLE_WAIT
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+                look = await asyncio.to_thread(self._look, session)
+                if look is None or not agent_running(look.command):
+                    return
+            log.warning("%s: the agent did not exit; the session is recreated", session)
+            await asyncio.to_thread(self.tmux.kill_session, session)
+            await asyncio.to_thread(self._ensure_pool, 0)
+        except TmuxError as exc:
+            log.error("%s: %s", session, exc)
+
+    # ----------------------------------------------------------------- file events
+
+    def _wake_later(self, event: asyncio.Event, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, event.set)
+
+    def _restart_file_watch(self) -> None:
+        self._wake_files.set()
+
+    async def _watch_files(self) -> None:
+        """Wake the dispatcher on inbox changes and the watcher on done signals (watchfiles)."""
+        from watchfiles import Change, awatch
+
+        self._wake_files = asyncio.Event()
+        signals = str(self.config.watcher.done_signal_dir)
+        while True:
+            self._wake_files.clear()
+            paths = [signals] + [str(d / ".agent-queue" / "inbox") for d in self._projects.values()]
+            if self.config.projects_dir and self.config.projects_dir.is_dir():
+                paths.append(str(self.config.projects_dir))
+            paths = [p for p in paths if Path(p).is_dir()]
+            try:
+                async for changes in awatch(
+                    *paths,
+                    stop_event=self._wake_files,
+                    step=10,
+                    debounce=30,
+                    recursive=False,
+                    yield_on_timeout=False,
+                ):
+                    if any(Path(p).parent == Path(signals) for _, p in changes):
+                        self._wake_watch.set()
+                    if any(Path(p).parent != Path(signals) and c != Change.deleted for c, p in changes):
+                        self._wake_dispatch.set()
+            except Exception:
+                log.exception("file watch failed; the periodic scan goes on")
+                await asyncio.sleep(self.full_scan)

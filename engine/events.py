@@ -1,0 +1,240 @@
+"""The append-only event log (events.jsonl): typed events, a torn-line-tolerant reader, live subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+DISPATCHED = "dispatched"
+COMPLETED = "completed"
+FAILED = "failed"
+REQUEUED = "requeued"
+BLOCKED = "blocked"
+UNBLOCKED = "unblocked"
+DELEGATED = "delegated"
+SWAP = "swap"
+QUOTA_HIT = "quota_hit"
+PAUSED = "paused"
+RESUMED = "resumed"
+LAUNCH_FAILED = "launch_failed"
+STALLED = "stalled"
+RECOVERED = "recovered"
+ERROR = "error"
+KNOWN_TYPES = frozenset(
+    {
+        DISPATCHED,
+        COMPLETED,
+        FAILED,
+        REQUEUED,
+        BLOCKED,
+        UNBLOCKED,
+        DELEGATED,
+        SWAP,
+        QUOTA_HIT,
+        PAUSED,
+        RESUMED,
+        LAUNCH_FAILED,
+        STALLED,
+        RECOVERED,
+        ERROR,
+    }
+)
+
+_CORE = ("ts", "type", "session", "task", "account", "reason")
+
+EventCallback = Callable[["Event"], None]
+
+
+def iso_ms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of events.jsonl; `type` is open (see KNOWN_TYPES), `extra` holds any further fields."""
+
+    type: str
+    ts: float
+    session: str | None = None
+    task: str | None = None
+    account: str | None = None
+    reason: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"ts": iso_ms(self.ts), "type": self.type}
+        for key in ("session", "task", "account", "reason"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out.update((k, v) for k, v in self.extra.items() if k not in _CORE)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: object) -> Event:
+        """Raises ValueError if `data` is not an event."""
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        kind, ts = data.get("type"), data.get("ts")
+        if not isinstance(kind, str) or not isinstance(ts, str):
+            raise ValueError("missing type or ts")
+        core: dict[str, str | None] = {}
+        for key in ("session", "task", "account", "reason"):
+            value = data.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{key} is not text")
+            core[key] = value
+        return cls(
+            type=kind,
+            ts=datetime.fromisoformat(ts).timestamp(),
+            session=core["session"],
+            task=core["task"],
+            account=core["account"],
+            reason=core["reason"],
+            extra={k: v for k, v in data.items() if k not in _CORE},
+        )
+
+    def to_line(self) -> bytes:
+        text = json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+        # Names that are not UTF-8 arrive as lone surrogates; backslashreplace turns them into JSON escapes.
+        return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+class EventLog:
+    """Appends events to a JSONL file, one unbuffered write per event, and fans them out to subscribers.
+
+    Thread-safe: workers in threads may emit. Callbacks run on the emitting thread; use
+    `subscribe_async` to receive events on an asyncio loop instead.
+    """
+
+    def __init__(self, path: Path, now: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._now = now
+        self._lock = threading.Lock()
+        self._callbacks: list[EventCallback] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._fd: int | None = os.open(path, flags, 0o600)
+        # A crash mid-write leaves a torn last line; end it so the next event starts on a line of its own.
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            os.write(self._fd, b"\n")
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        session: str | None = None,
+        task: str | None = None,
+        account: str | None = None,
+        reason: str | None = None,
+        **extra: object,
+    ) -> Event:
+        event = Event(kind, self._now(), session, task, account, reason, extra)
+        self.append(event)
+        return event
+
+    def append(self, event: Event) -> None:
+        """Write `event` (one write call) and then hand it to every subscriber."""
+        line = event.to_line()
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"{self.path}: event log is closed")
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", callback, event.type)
+
+    def subscribe(self, callback: EventCallback) -> Callable[[], None]:
+        """Call `callback` for every later event; returns the function that unsubscribes it."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def subscribe_async(
+        self, loop: asyncio.AbstractEventLoop, maxsize: int = 1000
+    ) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
+        """An asyncio queue on `loop` receiving every later event; when full, the oldest is dropped."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+
+        def offer(event: Event) -> None:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+        def forward(event: Event) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+                loop.call_soon_threadsafe(offer, event)
+
+        return queue, self.subscribe(forward)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_events(
+    path: Path,
+    since: float | None = None,
+    types: Collection[str] | None = None,
+    last: int | None = None,
+) -> list[Event]:
+    """Events in file order, from `since` (epoch seconds, inclusive), of `types`, keeping the `last` N.
+
+    Unparsable lines are skipped: silently for a torn last line (a crash mid-write), with one
+    warning for corrupt lines elsewhere.
+    """
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return []
+    events: deque[Event] = deque(maxlen=last)
+    corrupt: list[int] = []
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                event = Event.from_dict(json.loads(raw))
+            except (ValueError, RecursionError):
+                if raw.endswith(b"\n"):
+                    corrupt.append(lineno)
+                continue
+            if (since is None or event.ts >= since) and (types is None or event.type in types):
+                events.append(event)
+    if corrupt:
+        log.warning("%s: skipped %d corrupt line(s), first at line %d", path, len(corrupt), corrupt[0])
+    return list(events)

@@ -1,0 +1,139 @@
+"""Starting an agent in a pool session and handing it a task: command line, message, paste and confirm."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import screen
+from engine.tmux import TmuxClient
+
+log = logging.getLogger(__name__)
+
+# Shells whose current-command name means "no agent is running in this pane".
+SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "fish", "tcsh", "csh", "login"})
+POSIX_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh"})
+# The agent swallows an Enter that arrives within ~100 ms of a paste; wait well past that.
+PASTE_SETTLE = 0.3
+SUBMIT_ATTEMPTS = 3
+SUBMIT_CONFIRM = 2.0
+EMPTY_BODY = "Work on the task described by the file name."
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class LaunchError(RuntimeError):
+    """The agent did not start or did not take the task; the message says which step failed."""
+
+
+def pool_shell() -> list[str]:
+    """The shell a pool session runs: the user's if it is POSIX (our quoting is POSIX), else /bin/sh."""
+    shell = os.environ.get("SHELL", "/bin/sh")
+    return [shell] if Path(shell).name in POSIX_SHELLS else ["/bin/sh"]
+
+
+def agent_running(current_command: str) -> bool:
+    return bool(current_command) and current_command not in SHELLS
+
+
+def render_message(template: str, filename: str, body: str) -> str:
+    """The text pasted to the agent; `{file}` lets recovery tell which session holds which task."""
+    text = body.strip() or EMPTY_BODY
+    return template.replace("{file}", filename).replace("{body}", text)
+
+
+def valid_resume_id(value: str) -> bool:
+    return bool(_UUID.match(value.strip()))
+
+
+def command_line(
+    project_dir: Path,
+    account_home: Path,
+    command: str,
+    args: tuple[str, ...] | list[str],
+    model: str,
+    resume_id: str | None = None,
+) -> str:
+    """The line typed into the session's shell; every part from config or a path is quoted."""
+    argv = [command, *args, "--model", model]
+    if resume_id:
+        argv += ["--resume", resume_id]
+    return (
+        f"cd -- {shlex.quote(str(project_dir))} && "
+        f"CLAUDE_CONFIG_DIR={shlex.quote(str(account_home))} {shlex.join(argv)}"
+    )
+
+
+@dataclass
+class Launch:
+    """One launch: where, what to type, what to paste."""
+
+    session: str
+    line: str
+    message: str
+    marker: str
+    prompt_timeout: float
+
+
+async def _capture(tmux: TmuxClient, session: str) -> str:
+    return await asyncio.to_thread(tmux.capture, session, 80)
+
+
+async def wait_for_prompt(tmux: TmuxClient, session: str, timeout: float, patterns: screen.Patterns) -> str:
+    """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = await _capture(tmux, session)
+        if screen.read_state(text, patterns) == "idle" and agent_running(
+            await asyncio.to_thread(tmux.current_command, session)
+        ):
+            return text
+        if time.monotonic() > deadline:
+            command = await asyncio.to_thread(tmux.current_command, session)
+            raise LaunchError(
+                f"{session}: the agent did not reach its prompt within {timeout:g}s ({command})"
+            )
+        await asyncio.sleep(0.1)
+
+
+def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
+    """The message left the box: it is echoed above it, or the agent is working on it."""
+    if screen.paste_pending(text, patterns):
+        return False
+    return screen.read_state(text, patterns) == "working" or any(
+        line.startswith("> ") and marker in line for line in text.splitlines()
+    )
+
+
+async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> int:
+    """Paste the message, press a lone Enter after the paste window, confirm; returns Enters sent."""
+    await asyncio.to_thread(tmux.send_text, launch.session, launch.message)
+    for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+        await asyncio.sleep(PASTE_SETTLE)
+        await asyncio.to_thread(tmux.send_enter, launch.session)
+        deadline = time.monotonic() + SUBMIT_CONFIRM
+        while time.monotonic() < deadline:
+            text = await _capture(tmux, launch.session)
+            if submitted(text, launch.marker, patterns):
+                return attempt
+            await asyncio.sleep(0.1)
+        log.info("%s: message not submitted after Enter #%d, pressing Enter again", launch.session, attempt)
+    raise LaunchError(f"{launch.session}: the agent did not take the message after {SUBMIT_ATTEMPTS} Enters")
+
+
+async def start_agent(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> None:
+    """Type the command line into the session's shell and wait for the agent's prompt."""
+    command = await asyncio.to_thread(tmux.current_command, launch.session)
+    if agent_running(command):
+        raise LaunchError(f"{launch.session}: something is already running there ({command})")
+    await asyncio.to_thread(tmux.send_keys, launch.session, "C-u")  # a half-typed shell line
+    # The last agent's box is still on screen after /exit: clear it so it cannot pass for the new prompt.
+    await asyncio.to_thread(tmux.clear, launch.session)
+    await asyncio.to_thread(tmux.send_text, launch.session, launch.line)
+    await asyncio.to_thread(tmux.send_enter, launch.session)
+    await wait_for_prompt(tmux, launch.session, launch.prompt_timeout, patterns)

@@ -1,0 +1,45 @@
+"""Lifecycle: keeps the autonomous pool's tmux sessions alive, and touches nothing it does not own."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engine.config import Config
+from engine.launch import pool_shell
+from engine.tmux import TmuxClient
+
+log = logging.getLogger(__name__)
+
+
+def pool_cwd(config: Config) -> Path:
+    home = Path.home()
+    return config.projects_dir if config.projects_dir and config.projects_dir.is_dir() else home
+
+
+def ensure_pool(config: Config, tmux: TmuxClient, wanted: int) -> list[str]:
+    """Make sure at least `wanted` (clamped to [min, max]) pool sessions exist; returns those created.
+
+    Only names inside the autonomous range are ever created; sessions outside it are not looked at.
+    """
+    auto = config.pool.autonomous
+    target = max(auto.min, min(wanted, auto.max))
+    live = set(tmux.list_sessions())
+    names = auto.names()
+    existing = [n for n in names if n in live]
+    created: list[str] = []
+    for name in names:
+        if len(existing) + len(created) >= target:
+            break
+        if name in live:
+            continue
+        tmux.new_session(name, pool_cwd(config), command=pool_shell())
+        created.append(name)
+        log.info("created pool session %s", name)
+    return created
+
+
+def live_pool(config: Config, tmux: TmuxClient) -> list[str]:
+    """The pool sessions that exist, in range order."""
+    live = set(tmux.list_sessions())
+    return [n for n in config.pool.autonomous.names() if n in live]

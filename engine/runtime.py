@@ -1,0 +1,35 @@
+"""In-memory records of what each session is doing right now (the persisted view lives in state.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine.tasks import Task
+
+Phase = Literal["launching", "working", "finishing"]
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look at a session: the foreground command and the last lines of its pane."""
+
+    command: str
+    text: str
+
+
+@dataclass
+class Running:
+    """A session holding a task, from claim to release."""
+
+    session: str
+    task: Task
+    claimed: Path
+    account: str
+    model: str
+    started: float
+    phase: Phase
+    submitted_at: float | None = None
+    continues: int = 0
+    retry_at: float | None = None

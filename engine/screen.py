@@ -1,0 +1,700 @@
+"""Reading a captured Claude Code pane: layout, working or idle, stops (quota, server, auth), reset times."""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from engine import transcript
+from engine.transcript import StopKind as StopKind
+
+State = Literal["working", "idle", "menu", "unknown"]
+
+STOP_KINDS: tuple[StopKind, ...] = ("quota", "server_error", "auth")
+# When one new stretch of text holds several kinds, the first here wins: a server error vetoes a quota hit
+# (a burst of 5xx must never swap accounts), and an auth failure means the quota wording cannot be trusted.
+KIND_PRIORITY: tuple[StopKind, ...] = ("server_error", "auth", "quota")
+
+LAYOUT_KEYS: tuple[str, ...] = (
+    "rule",
+    "box",
+    "box_placeholder",
+    "prompt_echo",
+    "local_command",
+    "answer",
+    "tool_call",
+    "result",
+    "interrupted",
+    "spinner",
+    "turn_end",
+    "paste",
+    "session_id",
+    "limit_menu",
+    "menu_title",
+    "agent_exited",
+    "shell_prompt",
+    "reset_epoch",
+    "reset_clock",
+)
+_REQUIRED_GROUPS: Mapping[str, frozenset[str]] = {
+    "session_id": frozenset({"id"}),
+    "reset_epoch": frozenset({"epoch"}),
+    "reset_clock": frozenset({"hour"}),
+}
+_ENTRY_KEYS: Mapping[str, frozenset[str]] = {
+    "layout": frozenset({"regex", "example"}),
+    "stops": frozenset({"name", "kind", "regex", "example"}),
+    "warnings": frozenset({"name", "regex", "example"}),
+}
+
+SNIPPET_CHARS = 120
+# The menu's title sits a few lines above its "Stop and wait" option.
+_MENU_TITLE_REACH = 8
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class PatternError(ValueError):
+    """A patterns file is unreadable or an entry is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One entry of a patterns file (`source`); `kind` is set for stops only."""
+
+    name: str
+    regex: re.Pattern[str]
+    example: str
+    source: str
+    kind: StopKind | None = None
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """The layout patterns by key, the stop patterns and the warnings, in file order (user additions last)."""
+
+    layout: Mapping[str, Pattern]
+    stops: tuple[Pattern, ...]
+    warnings: tuple[Pattern, ...]
+
+    def rx(self, key: str) -> re.Pattern[str]:
+        return self.layout[key].regex
+
+    def all(self) -> tuple[Pattern, ...]:
+        return (*self.layout.values(), *self.stops, *self.warnings)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a turn stopped: kind, the pattern that said so, and where (line index, None from a transcript)."""
+
+    kind: StopKind
+    pattern: str
+    snippet: str
+    message: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What `cfo screen` prints: state, stop kind, reset time and the pattern behind the stop."""
+
+    state: State
+    stop: StopKind | None = None
+    reset_at: datetime | None = None
+    pattern: str | None = None
+    snippet: str | None = None
+    source: Literal["screen", "transcript"] | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "state": self.state,
+            "stop": self.stop,
+            "reset_at": self.reset_at.isoformat() if self.reset_at else None,
+            "pattern": self.pattern,
+        }
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+
+def _shipped_text() -> tuple[str, str]:
+    ref = resources.files("engine").joinpath("patterns.yaml")
+    return str(ref), ref.read_text(encoding="utf-8")
+
+
+def _parse_file(source: str, text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PatternError(f"{source}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PatternError(f"{source}: expected a mapping with layout, stops and warnings")
+    unknown = sorted(set(data) - set(_ENTRY_KEYS))
+    if unknown:
+        raise PatternError(
+            f"{source}: unknown section(s) {', '.join(unknown)}; expected layout, stops, warnings"
+        )
+    return cast(dict[str, Any], data)
+
+
+def _compile(source: str, key: str, entry: Any, section: str) -> Pattern:
+    if not isinstance(entry, dict):
+        raise PatternError(f"{source}: {key}: expected a mapping with regex and example")
+    allowed = _ENTRY_KEYS[section]
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise PatternError(f"{source}: {key}: unknown key(s) {', '.join(map(str, unknown))}")
+    for required in ("regex", "example"):
+        if not isinstance(entry.get(required), str) or not entry[required]:
+            raise PatternError(f"{source}: {key}.{required}: expected a non-empty string")
+    try:
+        regex = re.compile(entry["regex"])
+    except re.error as exc:
+        raise PatternError(f"{source}: {key}.regex: does not compile: {exc}") from exc
+    name = key.rsplit(".", 1)[-1]
+    missing = _REQUIRED_GROUPS.get(name, frozenset()) - set(regex.groupindex)
+    if section == "layout" and missing:
+        raise PatternError(f"{source}: {key}.regex: needs the named group(s) {', '.join(sorted(missing))}")
+    if not regex.search(entry["example"]):
+        raise PatternError(f"{source}: {key}: regex does not match its example {entry['example']!r}")
+    kind: StopKind | None = None
+    if section == "stops":
+        if entry.get("kind") not in STOP_KINDS:
+            raise PatternError(f"{source}: {key}.kind: expected one of {', '.join(STOP_KINDS)}")
+        kind = cast(StopKind, entry["kind"])
+    return Pattern(name=name, regex=regex, example=entry["example"], source=source, kind=kind)
+
+
+def _named_list(source: str, section: str, entries: Any) -> list[Pattern]:
+    if not isinstance(entries, list):
+        raise PatternError(f"{source}: {section}: expected a list of entries")
+    out: list[Pattern] = []
+    for i, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise PatternError(f"{source}: {section}[{i}].name: expected a snake_case name")
+        if any(p.name == name for p in out):
+            raise PatternError(f"{source}: {section}.{name}: defined twice")
+        out.append(_compile(source, f"{section}.{name}", entry, section))
+    return out
+
+
+def _merge(base: list[Pattern], extra: list[Pattern]) -> tuple[Pattern, ...]:
+    merged = list(base)
+    for pattern in extra:
+        same = [i for i, p in enumerate(merged) if p.name == pattern.name]
+        if same:
+            merged[same[0]] = pattern
+        else:
+            merged.append(pattern)
+    return tuple(merged)
+
+
+def _build(files: Sequence[tuple[str, str]]) -> Patterns:
+    layout: dict[str, Pattern] = {}
+    stops: tuple[Pattern, ...] = ()
+    warnings: tuple[Pattern, ...] = ()
+    for source, text in files:
+        data = _parse_file(source, text)
+        section = data.get("layout") or {}
+        if not isinstance(section, dict):
+            raise PatternError(f"{source}: layout: expected a mapping of keys to entries")
+        for key, entry in section.items():
+            if key not in LAYOUT_KEYS:
+                raise PatternError(f"{source}: layout.{key}: unknown key; known: {', '.join(LAYOUT_KEYS)}")
+            layout[key] = _compile(source, f"layout.{key}", entry, "layout")
+        stops = _merge(list(stops), _named_list(source, "stops", data.get("stops") or []))
+        warnings = _merge(list(warnings), _named_list(source, "warnings", data.get("warnings") or []))
+    missing = [k for k in LAYOUT_KEYS if k not in layout]
+    if missing:
+        raise PatternError(f"{files[0][0]}: layout: missing key(s) {', '.join(missing)}")
+    clash = {p.name for p in stops} & {p.name for p in warnings}
+    if clash:
+        raise PatternError(f"{files[-1][0]}: {', '.join(sorted(clash))}: named both a stop and a warning")
+    return Patterns(layout=MappingProxyType(layout), stops=stops, warnings=warnings)
+
+
+@functools.cache
+def _default_patterns() -> Patterns:
+    return _build([_shipped_text()])
+
+
+def load_patterns(override: Path | None = None) -> Patterns:
+    """The shipped patterns; `override` (screen.patterns_file) replaces entries by name or adds to lists."""
+    if override is None:
+        return _default_patterns()
+    try:
+        text = override.expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PatternError(f"{override}: cannot read the patterns file: {exc}") from exc
+    return _build([_shipped_text(), (str(override), text)])
+
+
+# --- layout -------------------------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    # Some versions draw the prompt with a no-break space; trailing blanks are the unused rows of the pane.
+    lines = [line.replace("\u00a0", " ").rstrip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return tuple(lines)
+
+
+@dataclass(frozen=True)
+class PaneView:
+    """A capture split around the input box: `box` is (first box line, closing rule), None when absent."""
+
+    lines: tuple[str, ...]
+    box: tuple[int, int] | None
+    menu: int | None
+    exited: bool
+
+    @property
+    def above(self) -> tuple[str, ...]:
+        # Without a box the whole capture is the conversation (a menu, a crash, a shell).
+        return self.lines[: self.box[0] - 1] if self.box else self.lines
+
+    @property
+    def box_lines(self) -> tuple[str, ...]:
+        return self.lines[self.box[0] : self.box[1]] if self.box else ()
+
+    @property
+    def below(self) -> tuple[str, ...]:
+        return self.lines[self.box[1] + 1 :] if self.box else ()
+
+
+def _find_box(lines: Sequence[str], p: Patterns) -> tuple[int, int] | None:
+    rule, box, menu = p.rx("rule"), p.rx("box"), p.rx("limit_menu")
+    for i in range(len(lines) - 1, 0, -1):
+        if not box.match(lines[i]) or menu.match(lines[i]) or not rule.match(lines[i - 1]):
+            continue
+        for j in range(i + 1, len(lines)):
+            if rule.match(lines[j]):
+                return i, j
+            if box.match(lines[j]):
+                break
+    return None
+
+
+def _find_menu(lines: Sequence[str], box: tuple[int, int] | None, p: Patterns) -> int | None:
+    start = box[1] + 1 if box else 0
+    option, title = p.rx("limit_menu"), p.rx("menu_title")
+    for i in range(len(lines) - 1, start - 1, -1):
+        if option.match(lines[i]) and any(
+            title.match(line) for line in lines[max(start, i - _MENU_TITLE_REACH) : i]
+        ):
+            return i
+    return None
+
+
+def split_pane(text: str, patterns: Patterns | None = None) -> PaneView:
+    """Locate the input box (the last ❯ line right under a rule, up to the next rule), the menu, an exit."""
+    p = patterns or load_patterns()
+    lines = _lines(text)
+    box = _find_box(lines, p)
+    menu = _find_menu(lines, box, p)
+    gone = (p.rx("agent_exited"), p.rx("shell_prompt"))
+    exited = box is not None and any(rx.match(line) for line in lines[box[1] + 1 :] for rx in gone)
+    return PaneView(lines=lines, box=box, menu=menu, exited=exited)
+
+
+# --- the current turn ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """A run of lines above the box: an entry at column 0 or a ⎿ result, with its indented continuation."""
+
+    kind: Literal["answer", "tool", "spinner", "turn_end", "raw", "result"]
+    start: int
+    end: int
+    # For results: what it hangs under ("echo", "answer", "tool", ...); None after a blank line.
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class _Turn:
+    echo: int | None  # index of the last echoed prompt, None on a fresh start
+    local_command: bool
+    blocks: tuple[_Block, ...]
+
+
+def _echo_end(lines: Sequence[str], start: int, p: Patterns) -> int:
+    """Where the prompt echoed at `start` ends: its continuation is indented, but a ⎿ line is the agent's."""
+    result = p.rx("result")
+    i = start + 1
+    while i < len(lines) and (not lines[i] or lines[i][0] == " ") and not result.match(lines[i]):
+        i += 1
+    return i
+
+
+def _entry_kind(line: str, p: Patterns) -> Literal["answer", "tool", "spinner", "turn_end", "raw"]:
+    if p.rx("answer").match(line):
+        return "tool" if p.rx("tool_call").match(line) else "answer"
+    if p.rx("spinner").match(line):
+        return "spinner"
+    if p.rx("turn_end").match(line):
+        return "turn_end"
+    return "raw"
+
+
+def _current_turn(view: PaneView, p: Patterns) -> _Turn:
+    lines = view.above
+    echo_rx = p.rx("prompt_echo")
+    echo = next((i for i in range(len(lines) - 1, -1, -1) if echo_rx.match(lines[i])), None)
+    blocks: list[_Block] = []
+    current: _Block | None = None
+    owner: str | None = "echo" if echo is not None else None
+    adjacent = echo is not None
+    for i in range(_echo_end(lines, echo, p) if echo is not None else 0, len(lines)):
+        line = lines[i]
+        if not line:
+            adjacent = False
+        elif line[0] != " ":
+            current = _Block(_entry_kind(line, p), i, i + 1)
+            blocks.append(current)
+            owner, adjacent = current.kind, True
+        elif p.rx("result").match(line):
+            # A result right under another result hangs under the same entry.
+            current = _Block("result", i, i + 1, owner if adjacent else None)
+            blocks.append(current)
+            owner, adjacent = current.parent, True
+        elif current is not None:
+            current.end, adjacent = i + 1, True
+    local = echo is not None and bool(p.rx("local_command").match(lines[echo]))
+    return _Turn(echo=echo, local_command=local, blocks=tuple(blocks))
+
+
+def _message(lines: Sequence[str], block: _Block, p: Patterns) -> str:
+    """A block's text as one line: the agent wraps long errors onto indented lines."""
+    first = lines[block.start]
+    marker = p.rx("result").match(first) if block.kind == "result" else None
+    parts = [first[marker.end() :] if marker else first, *lines[block.start + 1 : block.end]]
+    return " ".join(part.strip() for part in parts if part.strip())
+
+
+def _candidates(turn: _Turn) -> list[_Block]:
+    """The agent's own messages of the turn: after its last answer, not under a tool call or the spinner.
+
+    A stop ends the turn, so anything followed by an answer or a spinner was not one.
+    """
+    last_entry = max((b.start for b in turn.blocks if b.kind in ("answer", "tool", "spinner")), default=-1)
+    return [
+        b
+        for b in turn.blocks
+        if b.start > last_entry
+        and (b.kind == "raw" or (b.kind == "result" and b.parent in (None, "echo", "answer")))
+    ]
+
+
+def _snippet(message: str, match: re.Match[str]) -> str:
+    if len(message) <= SNIPPET_CHARS:
+        return message
+    start = max(0, min(match.start() - 20, len(message) - SNIPPET_CHARS))
+    return message[start : start + SNIPPET_CHARS]
+
+
+def match_stop(message: str, patterns: Patterns | None = None) -> Stop | None:
+    """One message by the stop patterns, warnings first; the caller decides it is the agent's own line."""
+    p = patterns or load_patterns()
+    if any(w.regex.search(message) for w in p.warnings):
+        return None
+    hits: dict[StopKind, Stop] = {}
+    for sp in p.stops:
+        assert sp.kind is not None
+        m = sp.regex.search(message)
+        if m and sp.kind not in hits:
+            hits[sp.kind] = Stop(sp.kind, sp.name, _snippet(message, m), message)
+    return next((hits[k] for k in KIND_PRIORITY if k in hits), None)
+
+
+def new_line_numbers(previous: str, current: str) -> frozenset[int]:
+    """Indices of `current`'s lines that came after what `previous` showed.
+
+    The agent only appends above its redrawn bottom (spinner, box, footer), and the pane scrolls: find how
+    far `previous` scrolled off the top (the offset where the most of its lines continue as `current`'s
+    first lines); everything after that common run is new. A message printed again after a new prompt is
+    new; a capture with no overlap at all is new throughout.
+    """
+    old, new = _lines(previous), _lines(current)
+    common = 0
+    for offset in range(len(old)):
+        if len(old) - offset <= common:
+            break
+        run = 0
+        while run < len(old) - offset and run < len(new) and old[offset + run] == new[run]:
+            run += 1
+        common = max(common, run)
+    return frozenset(range(common, len(new)))
+
+
+def _classify_view(view: PaneView, p: Patterns, fresh: frozenset[int] | None) -> Stop | None:
+    if view.exited or (view.box is None and view.menu is None):
+        return None
+    turn = _current_turn(view, p)
+    lines = view.above
+    found: list[Stop] = []
+    for block in _candidates(turn):
+        if fresh is not None and not any(i in fresh for i in range(block.start, block.end)):
+            continue
+        stop = match_stop(_message(lines, block, p), p)
+        if stop:
+            found.append(Stop(stop.kind, stop.pattern, stop.snippet, stop.message, block.start))
+    if view.menu is not None and (fresh is None or view.menu in fresh):
+        option = view.lines[view.menu].strip()
+        found.append(Stop("quota", "limit_menu", option[:SNIPPET_CHARS], option, view.menu))
+    for kind in KIND_PRIORITY:
+        of_kind = [s for s in found if s.kind == kind]
+        if of_kind:
+            # The newest message names the stop; the menu's own quota line (it may carry the reset) beats it.
+            texts = [s for s in of_kind if s.pattern != "limit_menu"]
+            return (texts or of_kind)[-1]
+    return None
+
+
+def classify(text: str, patterns: Patterns | None = None, since: str | None = None) -> Stop | None:
+    """Quota, server error or auth failure that ended the current turn, else None.
+
+    Only the agent's own error lines count: ⎿ lines standing alone or right under an answer (never under a
+    tool call or the spinner), bare lines such as the raw `…|<epoch>` form, and the limit menu, all after the
+    last echoed prompt and after the turn's last answer. Echoed prompts, answers and tool output never count,
+    so quota words in a task or in code the agent reads are not a hit. Pass the previous capture as `since`
+    to judge only what appeared after it: a message seen at an earlier look neither hits again nor vetoes.
+    Without a live agent on screen (no box and no menu, or a shell below the box) there is nothing to read.
+    """
+    p = patterns or load_patterns()
+    fresh = new_line_numbers(since, text) if since is not None else None
+    return _classify_view(split_pane(text, p), p, fresh)
+
+
+# --- state --------------------------------------------------------------------------------------------------
+
+
+def _last_event(view: PaneView, turn: _Turn, p: Patterns) -> Literal["work", "end"] | None:
+    """Whether the turn's latest sign is work (a spinner) or an end (turn-end line, interrupt, stop)."""
+    lines = view.above
+    stops = {b.start for b in _candidates(turn) if match_stop(_message(lines, b, p), p)}
+    event: Literal["work", "end"] | None = None
+    for b in turn.blocks:
+        if b.kind == "spinner":
+            event = "work"
+        elif b.kind == "turn_end" or b.start in stops:
+            event = "end"
+        elif b.kind == "result" and p.rx("interrupted").match(lines[b.start]):
+            # Often right under the interrupted tool call's output, so any parent counts.
+            event = "end"
+        elif b.kind in ("answer", "tool") and event == "work":
+            # Output below a spinner means that spinner is a leftover frame, not the live one.
+            event = None
+    if view.menu is not None:
+        event = "end"  # the limit menu stopped the turn
+    return event
+
+
+def turn_ended(text: str, patterns: Patterns | None = None) -> bool:
+    """The latest prompt's turn is over: a turn-end line, an interrupt or a stop, or a local slash command."""
+    p = patterns or load_patterns()
+    view = split_pane(text, p)
+    turn = _current_turn(view, p)
+    event = _last_event(view, turn, p)
+    return event == "end" or (event is None and turn.local_command)
+
+
+def _box_text(view: PaneView, p: Patterns) -> str:
+    lines = view.box_lines
+    if not lines:
+        return ""
+    first = p.rx("box").sub("", lines[0], count=1)
+    if len(lines) == 1 and p.rx("box_placeholder").match(first):
+        return ""
+    return "\n".join([first, *(line.removeprefix("  ") for line in lines[1:])]).strip()
+
+
+def box_text(text: str, patterns: Patterns | None = None) -> str:
+    """What is typed in the input box (its placeholder counts as empty); empty when there is no box."""
+    p = patterns or load_patterns()
+    return _box_text(split_pane(text, p), p)
+
+
+def paste_pending(text: str, patterns: Patterns | None = None) -> bool:
+    """A pasted text waits in the box, not yet submitted."""
+    p = patterns or load_patterns()
+    return bool(p.rx("paste").search(box_text(text, p)))
+
+
+def _state(view: PaneView, p: Patterns) -> State:
+    if view.menu is not None:
+        return "menu"
+    if view.box is None or view.exited:
+        return "unknown"
+    turn = _current_turn(view, p)
+    event = _last_event(view, turn, p)
+    if event == "work":
+        return "working"
+    # A resumed conversation is replayed without its turn-end lines: output with no spinner under it is
+    # settled too. A prompt with nothing under it yet is not: the spinner has not appeared.
+    has_output = any(b.kind in ("answer", "tool", "result") for b in turn.blocks)
+    settled = event == "end" or (event is None and (turn.echo is None or turn.local_command or has_output))
+    return "idle" if settled and not _box_text(view, p) else "unknown"
+
+
+def read_state(text: str, patterns: Patterns | None = None) -> State:
+    """working: a spinner above the box. idle: box empty, no spinner, and the turn over (or a fresh or
+    resumed start). menu: the limit menu. unknown: no box (a shell, a crash, a panel), text in the box, or a
+    prompt just submitted. Use `turn_ended` to know a turn provably finished."""
+    p = patterns or load_patterns()
+    return _state(split_pane(text, p), p)
+
+
+def last_session_id(text: str, patterns: Patterns | None = None) -> str | None:
+    """The last session id shown (`/status`, or the resume hint printed at exit), validated as a UUID."""
+    p = patterns or load_patterns()
+    found: str | None = None
+    for m in p.rx("session_id").finditer("\n".join(_lines(text))):
+        try:
+            found = str(uuid.UUID(m["id"]))
+        except ValueError:
+            continue
+    return found
+
+
+# --- reset times --------------------------------------------------------------------------------------------
+
+
+def _zone(name: str | None, fallback: tzinfo) -> tzinfo:
+    if not name:
+        return fallback
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def _clock(g: Mapping[str, str | None]) -> tuple[int, int] | None:
+    hour, minute = int(g["hour"] or 0), int(g.get("minute") or 0)
+    ampm = (g.get("ampm") or "").lower()
+    if ampm:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm.startswith("p") else 0)
+    elif g.get("minute") is None:
+        return None  # a bare number ("resets 5 times") is not a time
+    return (hour, minute) if hour < 24 and minute < 60 else None
+
+
+def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone: tzinfo) -> date | None:
+    today = local_now.date()
+    month, day, weekday = g.get("month"), g.get("day"), g.get("weekday")
+    if month and day:
+        # The message names no year: take the one that puts the date nearest to now (Jan 2 seen on Dec 30).
+        dates = []
+        for year in (today.year - 1, today.year, today.year + 1):
+            try:
+                dates.append(date(year, _MONTHS.index(month[:3].lower()) + 1, int(day)))
+            except ValueError:
+                continue
+        return min(dates, key=lambda d: abs(datetime.combine(d, at, zone) - local_now), default=None)
+    if weekday:
+        when = today + timedelta(days=(_WEEKDAYS.index(weekday[:3].lower()) - today.weekday()) % 7)
+        return when if datetime.combine(when, at, zone) > local_now else when + timedelta(days=7)
+    return today if datetime.combine(today, at, zone) > local_now else today + timedelta(days=1)
+
+
+def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None = None) -> datetime | None:
+    """When a limit lifts, from a message: `|<epoch>`, `3am`, `1pm (Europe/Madrid)`, `13:00`, `Mon 9am`,
+    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a day name means its
+    next occurrence; a zone in parentheses is used when known, `tz` otherwise."""
+    p = patterns or load_patterns()
+    now = now if now.tzinfo else now.replace(tzinfo=tz)
+    m = p.rx("reset_epoch").search(text)
+    if m:
+        try:
+            return datetime.fromtimestamp(int(m["epoch"]), tz)
+        except (OverflowError, OSError, ValueError):
+            return None
+    for m in p.rx("reset_clock").finditer(text):
+        g = m.groupdict()
+        clock = _clock(g)
+        if clock is None:
+            continue
+        zone = _zone(g.get("tz"), tz)
+        at = time(*clock)
+        local_now = now.astimezone(zone)
+        when = _reset_date(g, local_now, at, zone)
+        if when is not None:
+            return datetime.combine(when, at, zone)
+    return None
+
+
+# --- the reading --------------------------------------------------------------------------------------------
+
+
+def _local_tz() -> tzinfo:
+    tz = datetime.now().astimezone().tzinfo
+    assert tz is not None
+    return tz
+
+
+def classify_record(error: transcript.ApiError, patterns: Patterns | None = None) -> Stop | None:
+    """A transcript API-error record as a stop, named `transcript:<what decided>`.
+
+    The typed fields decide, except that a 429 whose text says the server is throttling ("not your usage
+    limit") is a server error; a record without usable fields falls back to its text.
+    """
+    p = patterns or load_patterns()
+    by_text = match_stop(error.text, p) if error.text else None
+    vetoed = error.kind == "quota" and by_text is not None and by_text.kind == "server_error"
+    if by_text is not None and (vetoed or error.kind is None):
+        return Stop(by_text.kind, f"transcript:{by_text.pattern}", error.text[:SNIPPET_CHARS], error.text)
+    if error.kind is None:
+        return None
+    label = error.error or str(error.status)
+    return Stop(error.kind, f"transcript:{label}", error.text[:SNIPPET_CHARS], error.text)
+
+
+def read(
+    text: str,
+    transcript_lines: Sequence[str] | None = None,
+    patterns: Patterns | None = None,
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+    since: str | None = None,
+) -> Reading:
+    """The whole reading of a capture, preferring the transcript's record of how the latest turn ended.
+
+    A transcript whose latest turn ended on an API error is the structured signal and wins over screen text;
+    otherwise (no transcript, or its latest turn ended normally) the screen is read as `classify` does.
+    """
+    p = patterns or load_patterns()
+    zone = tz or _local_tz()
+    at = now or datetime.now(zone)
+    view = split_pane(text, p)
+    state = _state(view, p)
+    fresh = new_line_numbers(since, text) if since is not None else None
+    screen_stop = _classify_view(view, p, fresh)
+    record = transcript.turn_stop(transcript_lines) if transcript_lines is not None else None
+    from_record = classify_record(record, p) if record is not None else None
+    if from_record is not None:
+        reset = parse_reset(from_record.message, at, zone, p)
+        if reset is None and screen_stop is not None and screen_stop.kind == from_record.kind:
+            reset = parse_reset(screen_stop.message, at, zone, p)
+        return Reading(state, from_record.kind, reset, from_record.pattern, from_record.snippet, "transcript")
+    if screen_stop is not None:
+        reset = parse_reset(screen_stop.message, at, zone, p) if screen_stop.kind == "quota" else None
+        return Reading(state, screen_stop.kind, reset, screen_stop.pattern, screen_stop.snippet, "screen")
+    return Reading(state)

@@ -1,0 +1,502 @@
+"""The simulated agent's behaviour: input box, turns and their directives, stops, limit menu, queue."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from engine.sim import render
+from engine.sim.directives import DEFAULT_LIMIT_MESSAGE, STOPS, Directive, parse_line, parse_task
+from engine.sim.hooks import HookRunner
+from engine.sim.keys import Key
+from engine.sim.terminal import Display
+from engine.sim.transcript import History, Transcript, new_uuid, project_dir
+
+PASTE_ENTER_GUARD = 0.1  # an Enter this soon after a paste counts as part of it and is dropped
+EXIT_WINDOW = 1.0  # a second Ctrl-C (or Ctrl-D) within this quits
+FRAME = 0.2  # while working: spinner redraw and sim-quota polling period
+TOKENS_PER_SECOND = 41
+QUOTA_FILE = "sim-quota"
+MENU_FILE = "sim-limit-menu"
+BILLING_LINE = "Add funds at https://claude.ai/settings/billing to continue with extra usage"
+# Permission modes in shift+tab order: (footer key, name /status shows); bypass only with the flag.
+MODES = (
+    ("default", "default"),
+    ("accept", "acceptEdits"),
+    ("plan", "plan"),
+    ("bypass", "bypassPermissions"),
+)
+
+
+class Exit(Exception):
+    """Leave the simulator with `status`."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Options:
+    """What the command line and environment decided."""
+
+    __slots__ = ("bypass", "config_dir", "cwd", "default_work", "headstart", "model", "new_style")
+
+    def __init__(
+        self,
+        cwd: str,
+        config_dir: str,
+        model: str,
+        bypass: bool,
+        new_style: bool,
+        default_work: float,
+        headstart: float = 0.0,
+    ) -> None:
+        self.cwd = cwd
+        self.config_dir = config_dir
+        self.model = model
+        self.bypass = bypass
+        self.new_style = new_style
+        self.default_work = default_work
+        self.headstart = headstart
+
+
+class Turn:
+    """A prompt being worked on: its remaining steps, and when the current timed step ends."""
+
+    __slots__ = ("answered", "deadline", "first_line", "started", "steps", "verb")
+
+    def __init__(self, first_line: str, steps: list[Directive], started: float, verb: str) -> None:
+        self.first_line = first_line
+        self.steps = steps
+        self.started = started
+        self.verb = verb
+        self.deadline: float | None = None
+        self.answered = False
+
+    def owed(self) -> list[str]:
+        return [step.source for step in self.steps]
+
+
+class Queued:
+    """A message submitted while busy: what it sends and what the box showed."""
+
+    __slots__ = ("content", "shown")
+
+    def __init__(self, content: str, shown: str) -> None:
+        self.content = content
+        self.shown = shown
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _pick(options: tuple[str, ...]) -> str:
+    return options[os.urandom(1)[0] % len(options)]
+
+
+class Agent:
+    """Reacts to keys and to time; draws through a Display; keeps the transcript."""
+
+    def __init__(
+        self,
+        options: Options,
+        display: Display,
+        hooks: HookRunner,
+        session_id: str,
+        history: History | None = None,
+    ) -> None:
+        self.options = options
+        self.display = display
+        self.hooks = hooks
+        self.box = ""
+        self.pastes: dict[str, str] = {}
+        self.paste_count = 0
+        self.last_paste = -math.inf
+        self.queue: list[Queued] = []
+        self.turn: Turn | None = None
+        self.menu: Turn | None = None  # the turn a limit stopped, while the limit menu is up
+        self.menu_choice = 0
+        # A fresh conversation shows a suggestion in its empty box until the first prompt.
+        self.placeholder = "" if history else _pick(render.PLACEHOLDERS)
+        self.pending: list[str] = list(history.pending) if history else []
+        self.exit_hint: tuple[str, float] | None = None  # ("Ctrl-C", until)
+        self.modes = [m for m in MODES if options.bypass or m[0] != "bypass"]
+        self.mode = len(self.modes) - 1 if options.bypass else 0
+        self.transcript = self._transcript(session_id, history.last_uuid if history else None)
+        self.display.print(render.banner(options.cwd, options.model, display.width))
+        if history:
+            self._replay(history)
+
+    # ----- state -------------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.turn is not None or self.menu is not None
+
+    def _transcript(self, session_id: str, parent: str | None) -> Transcript:
+        folder = project_dir(self.options.config_dir, self.options.cwd)
+        path = os.path.join(folder, session_id + ".jsonl")
+        return Transcript(path, session_id, self.options.cwd, self.options.model, parent)
+
+    def _replay(self, history: History) -> None:
+        """A resumed conversation is shown again, stops and all, as the real agent shows it."""
+        width = self.display.width
+        for entry in history.entries:
+            if entry.kind == "user":
+                self.display.print(["", *render.echo(entry.text, width, self._echo_mark)])
+            elif entry.kind == "answer":
+                self.display.print(["", *render.answer(entry.text, width, self._glyph)])
+            elif entry.kind == "error":
+                self.display.print(render.error(entry.text, width))
+            else:
+                self.display.print(render.error(self._interrupted, width))
+
+    # Newer versions echo prompts with ❯, mark answers with ●, and word the interrupt differently.
+    @property
+    def _echo_mark(self) -> str:
+        return "❯ " if self.options.new_style else "> "
+
+    @property
+    def _glyph(self) -> str:
+        return "●" if self.options.new_style else "⏺"
+
+    @property
+    def _interrupted(self) -> str:
+        return (
+            "Interrupted · What should Claude do instead?"
+            if self.options.new_style
+            else "Interrupted by user"
+        )
+
+    def farewell(self) -> list[str]:
+        """Printed under the last frame on a clean exit: how to resume, once there is a conversation."""
+        if not os.path.exists(self.transcript.path):
+            return []
+        return ["Resume this session with:", f"claude --resume {self.transcript.session_id}"]
+
+    def _quota_message(self) -> str | None:
+        """The limit message when the account is exhausted (`sim-quota` exists), else None."""
+        path = os.path.join(self.options.config_dir, QUOTA_FILE)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            text = ""
+        return text or DEFAULT_LIMIT_MESSAGE
+
+    # ----- drawing -----------------------------------------------------------------------------------
+
+    def frame(self, now: float) -> list[str]:
+        """The dynamic region under the static output."""
+        width = self.display.width
+        if self.menu is not None:
+            return ["", *render.menu(self.menu_choice, width)]
+        region = [""]
+        if self.turn is not None:
+            region += [self._spinner(self.turn, now), ""]
+        fixed = len(region) + 3 + len(self.queue)
+        region += render.box(self.box or self.placeholder, width, self.display.height - fixed - 1)
+        region += [render.queued(item.shown, width) for item in self.queue]
+        if self.exit_hint is not None and now < self.exit_hint[1]:
+            region.append(render.footer(f"Press {self.exit_hint[0]} again to exit"))
+        else:
+            region.append(render.footer(render.FOOTERS[self.modes[self.mode][0]]))
+        return region
+
+    def _spinner(self, turn: Turn, now: float) -> str:
+        elapsed = now - turn.started
+        new = self.options.new_style
+        if turn.steps and turn.steps[0].kind == "compact":
+            return render.spinner(elapsed, render.COMPACTING, None, not new)
+        count = int(elapsed * TOKENS_PER_SECOND)
+        return render.spinner(elapsed, turn.verb, count, not new, "↓" if new else "↑")
+
+    def next_wakeup(self, now: float) -> float | None:
+        """Seconds until something changes on its own; None when idle (nothing to redraw)."""
+        times: list[float] = []
+        if self.turn is not None:
+            elapsed = now - self.turn.started
+            times.append(self.turn.started + (math.floor(elapsed / FRAME) + 1) * FRAME)
+            if self.turn.deadline is not None and math.isfinite(self.turn.deadline):
+                times.append(self.turn.deadline)
+        if self.exit_hint is not None:
+            times.append(self.exit_hint[1])
+        return max(min(times) - now, 0.0) if times else None
+
+    # ----- time --------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self.hooks.reap()
+        if self.exit_hint is not None and now >= self.exit_hint[1]:
+            self.exit_hint = None
+        turn = self.turn
+        if turn is None or turn.deadline is None:
+            return
+        message = self._quota_message()
+        if message is not None:
+            self._limit(message, now)  # the step in progress stays owed: it is redone later
+        elif now >= turn.deadline:
+            done = turn.steps.pop(0)
+            turn.deadline = None
+            if done.kind == "compact":
+                self.display.print(["", render.compacted(self.display.width)])
+            self._advance(now)
+
+    # ----- keys --------------------------------------------------------------------------------------
+
+    def on_key(self, key: Key, now: float) -> None:
+        if key.name in ("ctrl_c", "ctrl_d"):
+            self._exit_key(key.name, now)
+        elif self.menu is not None:
+            self._menu_key(key, now)
+        elif key.name == "text":
+            self.box += key.text
+        elif key.name == "paste":
+            self._paste(key.text, now)
+        elif key.name == "enter":
+            self._enter(now)
+        elif key.name == "newline":
+            self.box += "\n"
+        elif key.name == "backspace":
+            self._backspace()
+        elif key.name == "ctrl_u":
+            self.box = ""
+        elif key.name == "esc" and self.turn is not None:
+            self._interrupt(now)
+        elif key.name == "shift_tab":
+            self.mode = (self.mode + 1) % len(self.modes)
+
+    def _exit_key(self, name: str, now: float) -> None:
+        label = "Ctrl-C" if name == "ctrl_c" else "Ctrl-D"
+        if self.exit_hint is not None and self.exit_hint[0] == label and now < self.exit_hint[1]:
+            raise Exit(0)
+        if name == "ctrl_d" and self.box:
+            return  # Ctrl-D only quits from an empty box
+        self.exit_hint = (label, now + EXIT_WINDOW)
+        if name == "ctrl_c":
+            self.box = ""
+            if self.menu is not None:
+                self._close_menu(now, choice=None)
+            elif self.turn is not None:
+                self._interrupt(now)
+
+    def _paste(self, text: str, now: float) -> None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.last_paste = now
+        lines = text.split("\n")
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()
+        if len(lines) < 2:
+            self.box += text
+            return
+        self.paste_count += 1
+        marker = f"[Pasted text #{self.paste_count} +{len(lines)} lines]"
+        self.pastes[marker] = text
+        self.box += marker
+
+    def _backspace(self) -> None:
+        for marker in self.pastes:
+            if self.box.endswith(marker):
+                self.box = self.box[: -len(marker)]
+                return
+        self.box = self.box[:-1]
+
+    def _enter(self, now: float) -> None:
+        if now - self.last_paste < PASTE_ENTER_GUARD:
+            return
+        if self.box.endswith("\\"):
+            self.box = self.box[:-1] + "\n"  # backslash-Enter continues the line, as in the real box
+            return
+        shown, content = self.box, self.box
+        for marker, text in self.pastes.items():
+            content = content.replace(marker, text)
+        if not content.strip():
+            return
+        self.box = ""
+        self.pastes = {}
+        if self.busy:
+            self.queue.append(Queued(content, shown))
+        else:
+            self._submit(content, now)
+
+    def _menu_key(self, key: Key, now: float) -> None:
+        """Up/Down move, Enter picks, Esc cancels; anything typed goes nowhere while the menu is up."""
+        if key.name == "up":
+            self.menu_choice = max(self.menu_choice - 1, 0)
+        elif key.name == "down":
+            self.menu_choice = min(self.menu_choice + 1, len(render.MENU_OPTIONS) - 1)
+        elif key.name == "enter":
+            self._close_menu(now, choice=self.menu_choice)
+        elif key.name == "esc":
+            self._close_menu(now, choice=None)
+
+    # ----- prompts -----------------------------------------------------------------------------------
+
+    def _submit(self, content: str, now: float) -> None:
+        self.placeholder = ""
+        stripped = content.strip()
+        name = stripped[1:].split(None, 1)[0] if stripped.startswith("/") and len(stripped) > 1 else ""
+        if name and "/" not in name:
+            self._command(name.lower(), stripped, now)
+        else:
+            self._start_turn(content, now)
+
+    def _command(self, name: str, text: str, now: float) -> None:
+        width = self.display.width
+        self.display.print(["", *render.echo(text, width, self._echo_mark)])
+        if name in ("exit", "quit"):
+            self.display.print(render.error("Bye!", width))
+            raise Exit(0)
+        if name == "status":
+            o = self.options
+            mode = self.modes[self.mode][1]
+            self.display.print(
+                render.status(self.transcript.session_id, o.cwd, o.model, o.config_dir, mode, width)
+            )
+        elif name == "clear":
+            self.pending = []
+            self.transcript = self._transcript(new_uuid(), None)
+            self.display.clear()
+            self.display.print(render.banner(self.options.cwd, self.options.model, width))
+            self.placeholder = _pick(render.PLACEHOLDERS)
+        else:
+            self.display.print(render.error(f"Unknown slash command: {name}", width))
+        self._drain(now)
+
+    def _start_turn(self, content: str, now: float) -> None:
+        width = self.display.width
+        self.display.print(["", *render.echo(content, width, self._echo_mark)])
+        owed = [d for d in (parse_line(source) for source in self.pending) if d is not None]
+        steps = owed + parse_task(content)
+        if not any(step.timed for step in steps):
+            ms = round(self.options.default_work * 1000)
+            steps.append(Directive("work", f"sim: work {ms}ms", seconds=ms / 1000))
+        self.pending = []
+        turn = Turn(_first_line(content), steps, now - self.options.headstart, _pick(render.VERBS))
+        self.turn = turn
+        self.transcript.user(content, turn.owed())
+        self._advance(now)
+
+    def _advance(self, now: float) -> None:
+        """Run steps that take no time until a timed one starts, the turn stops, or it is done."""
+        turn = self.turn
+        while turn is not None and self.turn is turn:
+            message = self._quota_message()
+            if message is not None:
+                self._limit(message, now)
+                return
+            step = turn.steps[0] if turn.steps else None
+            # A request that fails at once shows its error right under the prompt, with no answer.
+            if not turn.answered and (step is None or step.kind not in STOPS):
+                turn.answered = True
+                self._answer(f"Working on: {turn.first_line}", turn)
+            if step is None:
+                self._finish(turn, now)
+                return
+            if step.timed:
+                turn.deadline = now + step.seconds
+                return
+            turn.steps.pop(0)
+            self._run(step, turn, now)
+
+    def _run(self, step: Directive, turn: Turn, now: float) -> None:
+        width = self.display.width
+        if step.kind == "say":
+            self._answer(step.text, turn)
+        elif step.kind == "quota":
+            self._limit(step.text, now)
+        elif step.kind == "error":
+            text = render.api_error_text(step.status)
+            self._stop(text, step.status, render.api_error_kind(step.status), now)
+        elif step.kind == "auth":
+            self._stop("Not logged in · Please run /login", 401, "authentication_failed", now)
+        elif step.kind == "crash":
+            raise Exit(1)
+        elif step.kind == "append":
+            path = os.path.join(self.options.cwd, os.path.expanduser(step.path))
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(step.text + "\n")
+            except OSError as exc:
+                self.display.print(render.error(f"Error writing {step.path}: {exc.strerror}", width))
+
+    def _answer(self, text: str, turn: Turn) -> None:
+        self.display.print(["", *render.answer(text, self.display.width, self._glyph)])
+        self.transcript.answer(text, turn.owed())
+
+    # ----- ends of turns -----------------------------------------------------------------------------
+
+    def _finish(self, turn: Turn, now: float) -> None:
+        self._answer(f"Done: {turn.first_line}", turn)
+        self._turn_end_line(turn, now)
+        self._end(turn, now, hooks=True)
+
+    def _stop(self, text: str, status: int, error: str, now: float) -> None:
+        """An API error or auth stop: the message hangs under the last answer and the turn ends."""
+        turn = self.turn
+        assert turn is not None
+        self.transcript.api_error(text, status, error, turn.owed())
+        self.display.print(render.error(text, self.display.width))
+        self._end(turn, now, hooks=True)
+
+    def _limit(self, message: str, now: float) -> None:
+        """A usage-limit stop: its error line, then a turn-end line or, when switched on, the limit menu."""
+        turn = self.turn
+        assert turn is not None
+        width = self.display.width
+        self.transcript.api_error(message, 429, "rate_limit", turn.owed())
+        self.display.print(render.error(message, width))
+        if os.path.exists(os.path.join(self.options.config_dir, MENU_FILE)):
+            self.display.print([render.ERROR_INDENT + render.MENU_COMMAND])
+            self.pending = turn.owed()
+            self.turn = None
+            self.menu = turn
+            self.menu_choice = 0
+            return
+        self._turn_end_line(turn, now)
+        self._end(turn, now, hooks=True)
+
+    def _close_menu(self, now: float, choice: int | None) -> None:
+        """Esc, or an option picked: the menu goes, the box comes back and the stopped turn is over."""
+        turn, width = self.menu, self.display.width
+        assert turn is not None
+        self.menu = None
+        if choice == 0:
+            self.display.print(render.error("Waiting for the limit to reset.", width))
+        elif choice == 1:
+            self.display.print(render.error(BILLING_LINE, width))
+        self._turn_end_line(turn, now)
+        self._settle(now, hooks=True)
+
+    def _turn_end_line(self, turn: Turn, now: float) -> None:
+        self.display.print(["", render.turn_end(_pick(render.DONE_VERBS), now - turn.started)])
+
+    def _interrupt(self, now: float) -> None:
+        """Esc: the turn ends at once; the step in progress stays owed. Stop hooks do not run."""
+        turn = self.turn
+        assert turn is not None
+        self.display.print(render.error(self._interrupted, self.display.width))
+        self.transcript.interrupted(turn.owed())
+        self._end(turn, now, hooks=False)
+
+    def _end(self, turn: Turn, now: float, hooks: bool) -> None:
+        self.pending = turn.owed()
+        self.turn = None
+        self._settle(now, hooks)
+
+    def _settle(self, now: float, hooks: bool) -> None:
+        if hooks:
+            self.hooks.run(self.transcript.session_id, self.transcript.path, self.options.cwd)
+        self._drain(now)
+
+    def _drain(self, now: float) -> None:
+        """Messages queued while busy run in order, each once the one before has finished."""
+        while self.queue and not self.busy:
+            self._submit(self.queue.pop(0).content, now)

@@ -1,0 +1,175 @@
+"""A frozen picture of the engine for the console, `cfo status` and scripts; built, never mutated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine import queue as q
+from engine.clock import iso
+from engine.config import Config
+from engine.runtime import Running
+from engine.state import State
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    name: str
+    kind: str
+    state: str
+    task: str | None
+    title: str | None
+    account: str | None
+    model: str | None
+    started: float | None
+    last_fail: str | None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    key: str
+    project: str
+    title: str
+    priority: str
+    created: float
+    blocked_since: float | None = None
+    waiting_for: str | None = None
+
+
+@dataclass(frozen=True)
+class SwapRow:
+    at: float
+    from_account: str | None
+    to_account: str
+    trigger_session: str | None
+    pattern: str | None
+    snippet: str | None
+    sessions_resumed: tuple[str, ...]
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: float
+    active_account: str | None
+    dispatch: str
+    accounts: Mapping[str, float | None]
+    sessions: tuple[SessionRow, ...]
+    inbox: tuple[TaskRow, ...]
+    blocked: tuple[TaskRow, ...]
+    delegated: tuple[TaskRow, ...]
+    swaps: tuple[SwapRow, ...]
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def working(self) -> int:
+        return sum(1 for s in self.sessions if s.state == "working")
+
+    @property
+    def idle(self) -> int:
+        return sum(1 for s in self.sessions if s.state == "idle")
+
+
+def build_snapshot(
+    config: Config,
+    state: State,
+    scan: q.ScanResult,
+    running: Mapping[str, Running],
+    now: float,
+    live_sessions: tuple[str, ...] = (),
+) -> Snapshot:
+    names = sorted(set(state.sessions) | set(live_sessions) | set(running))
+    sessions: list[SessionRow] = []
+    for name in names:
+        if not config.is_managed(name):
+            continue
+        s = state.sessions.get(name)
+        run = running.get(name)
+        sessions.append(
+            SessionRow(
+                name=name,
+                kind="dedicated" if name in config.dedicated_names else "pool",
+                state=s.state if s else "idle",
+                task=run.task.key if run else (s.task if s else None),
+                title=run.task.title if run else None,
+                account=(run.account if run else None) or (s.account if s else None),
+                model=(run.model if run else None) or (s.model if s else None),
+                started=run.started if run else (s.assigned_at if s and s.task else None),
+                last_fail=s.last_fail.reason if s and s.last_fail else None,
+            )
+        )
+    inbox: list[TaskRow] = []
+    blocked: list[TaskRow] = []
+    delegated: list[TaskRow] = []
+    for task in scan.tasks:
+        row = TaskRow(task.key, task.project, task.title, task.priority, task.created)
+        if scan.marked(task.key, "delegated"):
+            delegated.append(row)
+        elif scan.marked(task.key, "blocked"):
+            since = q.sidecar_since(task, "blocked")
+            waiting = ", ".join(str(d) for d in task.depends_on) or ", ".join(task.unsafe_depends)
+            blocked.append(
+                TaskRow(task.key, task.project, task.title, task.priority, task.created, since, waiting)
+            )
+        else:
+            inbox.append(row)
+    swaps = tuple(
+        SwapRow(
+            w.at,
+            w.from_account,
+            w.to_account,
+            w.trigger_session,
+            w.pattern,
+            w.snippet,
+            tuple(w.sessions_resumed),
+            w.duration,
+        )
+        for w in state.swaps
+    )
+    return Snapshot(
+        taken_at=now,
+        active_account=state.active_account,
+        dispatch=state.dispatch,
+        accounts={
+            a.name: (state.accounts[a.name].usable_again_at if a.name in state.accounts else None)
+            for a in config.accounts
+        },
+        sessions=tuple(sessions),
+        inbox=tuple(inbox),
+        blocked=tuple(blocked),
+        delegated=tuple(delegated),
+        swaps=swaps,
+        counters=dict(state.counters),
+    )
+
+
+def _time(value: float | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    """The `cfo status --json` object (DESIGN.md contract keys first)."""
+    return {
+        "active_account": snap.active_account,
+        "dispatch": snap.dispatch,
+        "accounts": {name: {"usable_again_at": _time(at)} for name, at in snap.accounts.items()},
+        "sessions": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "state": s.state,
+                "task": s.task,
+                "account": s.account,
+                "model": s.model,
+                "started": _time(s.started),
+                "last_fail": s.last_fail,
+            }
+            for s in snap.sessions
+        ],
+        "queues": {"inbox": len(snap.inbox), "blocked": len(snap.blocked), "delegated": len(snap.delegated)},
+        "swaps": [
+            {**asdict(w), "at": _time(w.at), "sessions_resumed": list(w.sessions_resumed)} for w in snap.swaps
+        ],
+        "counters": dict(snap.counters),
+    }

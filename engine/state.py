@@ -1,0 +1,342 @@
+"""Engine state (sessions, accounts, dispatch mode, swap history) and its crash-safe JSON store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, cast
+
+from engine.atomic import atomic_write, rename_noreplace
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+STATE_FILE = "state.json"
+MAX_SWAPS = 200
+
+SessionKind = Literal["pool", "dedicated"]
+DispatchMode = Literal["running", "paused"]
+
+# Session states the engine uses; the field stays an open string so a newer engine's state loads.
+IDLE = "idle"
+LAUNCHING = "launching"
+WORKING = "working"
+STALLED = "stalled"
+
+
+class StateError(ValueError):
+    """The state file's content has the wrong shape; the message names the offending key path."""
+
+
+@dataclass
+class Failure:
+    at: float
+    reason: str
+
+
+@dataclass
+class SessionState:
+    name: str
+    kind: SessionKind = "pool"
+    state: str = IDLE
+    task: str | None = None
+    """`<project>:<id>` of the task it holds."""
+    task_path: str | None = None
+    """The claimed file (`inbox/<id>.md.dispatched`)."""
+    assigned_at: float | None = None
+    last_fail: Failure | None = None
+    account: str | None = None
+    model: str | None = None
+    launch_failed_at: float | None = None
+
+
+@dataclass
+class SwapRecord:
+    at: float
+    from_account: str | None
+    to_account: str
+    trigger_session: str | None = None
+    pattern: str | None = None
+    snippet: str | None = None
+    sessions_resumed: list[str] = field(default_factory=list)
+    duration: float | None = None
+
+
+@dataclass
+class AccountState:
+    name: str
+    usable_again_at: float | None = None
+
+
+@dataclass
+class State:
+    """The single source of truth the workers update and the UI renders.
+
+    `recovered` is not persisted: it says the file was unusable and the engine must rebuild from
+    tmux and the queue files.
+    """
+
+    sessions: dict[str, SessionState] = field(default_factory=dict)
+    active_account: str | None = None
+    dispatch: DispatchMode = "running"
+    paused_until: float | None = None
+    swaps: list[SwapRecord] = field(default_factory=list)
+    accounts: dict[str, AccountState] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    requeues: dict[str, int] = field(default_factory=dict)
+    """Task key -> times it was put back after its session died, for the requeue-once rule."""
+    saved_at: float | None = None
+    recovered: bool = field(default=False, compare=False)
+
+    def add_swap(self, swap: SwapRecord) -> None:
+        self.swaps.append(swap)
+        del self.swaps[:-MAX_SWAPS]
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+def state_to_dict(state: State) -> dict[str, object]:
+    return {
+        "version": STATE_VERSION,
+        "saved_at": state.saved_at,
+        "active_account": state.active_account,
+        "dispatch": state.dispatch,
+        "paused_until": state.paused_until,
+        "sessions": [_session_to_dict(s) for s in state.sessions.values()],
+        "accounts": [{"name": a.name, "usable_again_at": a.usable_again_at} for a in state.accounts.values()],
+        "swaps": [_swap_to_dict(s) for s in state.swaps[-MAX_SWAPS:]],
+        "counters": dict(state.counters),
+        "requeues": dict(state.requeues),
+    }
+
+
+def _session_to_dict(s: SessionState) -> dict[str, object]:
+    return {
+        "name": s.name,
+        "kind": s.kind,
+        "state": s.state,
+        "task": s.task,
+        "task_path": s.task_path,
+        "assigned_at": s.assigned_at,
+        "last_fail": None if s.last_fail is None else {"at": s.last_fail.at, "reason": s.last_fail.reason},
+        "account": s.account,
+        "model": s.model,
+        "launch_failed_at": s.launch_failed_at,
+    }
+
+
+def _swap_to_dict(s: SwapRecord) -> dict[str, object]:
+    return {
+        "at": s.at,
+        "from_account": s.from_account,
+        "to_account": s.to_account,
+        "trigger_session": s.trigger_session,
+        "pattern": s.pattern,
+        "snippet": s.snippet,
+        "sessions_resumed": list(s.sessions_resumed),
+        "duration": s.duration,
+    }
+
+
+def state_from_dict(data: object) -> State:
+    """Build a State from parsed JSON; raises StateError naming the first bad key path."""
+    root = _Obj(data, "state")
+    version = root.integer("version")
+    if version != STATE_VERSION:
+        raise StateError(f"state.version: {version} is not supported (this engine reads {STATE_VERSION})")
+    dispatch = root.text("dispatch", "running")
+    if dispatch not in ("running", "paused"):
+        raise StateError(f'state.dispatch: expected "running" or "paused", got {dispatch!r}')
+    state = State(
+        active_account=root.opt_text("active_account"),
+        dispatch=cast(DispatchMode, dispatch),
+        paused_until=root.opt_number("paused_until"),
+        saved_at=root.opt_number("saved_at"),
+        counters=root.int_map("counters"),
+        requeues=root.int_map("requeues"),
+    )
+    for item in root.objects("sessions"):
+        session = _session_from(item)
+        if session.name in state.sessions:
+            raise StateError(f"{item.where}.name: duplicate session {session.name!r}")
+        state.sessions[session.name] = session
+    for item in root.objects("accounts"):
+        account = AccountState(name=item.text("name"), usable_again_at=item.opt_number("usable_again_at"))
+        state.accounts[account.name] = account
+    state.swaps = [_swap_from(item) for item in root.objects("swaps")][-MAX_SWAPS:]
+    return state
+
+
+def _session_from(item: _Obj) -> SessionState:
+    kind = item.text("kind", "pool")
+    if kind not in ("pool", "dedicated"):
+        raise StateError(f'{item.where}.kind: expected "pool" or "dedicated", got {kind!r}')
+    fail = item.opt_object("last_fail")
+    return SessionState(
+        name=item.text("name"),
+        kind=cast(SessionKind, kind),
+        state=item.text("state", IDLE),
+        task=item.opt_text("task"),
+        task_path=item.opt_text("task_path"),
+        assigned_at=item.opt_number("assigned_at"),
+        last_fail=None if fail is None else Failure(at=fail.number("at"), reason=fail.text("reason")),
+        account=item.opt_text("account"),
+        model=item.opt_text("model"),
+        launch_failed_at=item.opt_number("launch_failed_at"),
+    )
+
+
+def _swap_from(item: _Obj) -> SwapRecord:
+    return SwapRecord(
+        at=item.number("at"),
+        from_account=item.opt_text("from_account"),
+        to_account=item.text("to_account"),
+        trigger_session=item.opt_text("trigger_session"),
+        pattern=item.opt_text("pattern"),
+        snippet=item.opt_text("snippet"),
+        sessions_resumed=item.texts("sessions_resumed"),
+        duration=item.opt_number("duration"),
+    )
+
+
+class _Obj:
+    """Typed access to one JSON object; every error names the key path."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise StateError(f"{where}: expected an object, got {_kind(data)}")
+        self.data: Mapping[str, object] = data
+        self.where = where
+
+    def _fail(self, key: str, expected: str, value: object) -> StateError:
+        return StateError(f"{self.where}.{key}: expected {expected}, got {_kind(value)}")
+
+    def opt_text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise self._fail(key, "text", value)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.opt_text(key)
+        if value is not None:
+            return value
+        if default is None:
+            raise self._fail(key, "text", None)
+        return default
+
+    def opt_number(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise self._fail(key, "a number", value)
+
+    def number(self, key: str) -> float:
+        value = self.opt_number(key)
+        if value is None:
+            raise self._fail(key, "a number", None)
+        return value
+
+    def integer(self, key: str) -> int:
+        value = self.data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise self._fail(key, "an integer", value)
+
+    def int_map(self, key: str) -> dict[str, int]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "an object", value)
+        inner = _Obj(value, f"{self.where}.{key}")
+        return {k: inner.integer(k) for k in value}
+
+    def opt_object(self, key: str) -> _Obj | None:
+        value = self.data.get(key)
+        return None if value is None else _Obj(value, f"{self.where}.{key}")
+
+    def objects(self, key: str) -> list[_Obj]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list):
+            raise self._fail(key, "a list", value)
+        return [_Obj(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value)]
+
+    def texts(self, key: str) -> list[str]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of text", value)
+        return [str(v) for v in value]
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+class StateStore:
+    """`<state_dir>/state.json`: loads whatever is there without ever raising, saves atomically."""
+
+    def __init__(self, state_dir: Path, now: Callable[[], float] = time.time) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / STATE_FILE
+        self._now = now
+
+    def load(self) -> State:
+        """The saved state; a fresh one if there is none; a fresh one with `recovered=True` if the file
+        is unreadable or corrupt (the bad file is kept as `state.json.corrupt-<UTC time>`)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return State()
+        except OSError as exc:
+            log.error(
+                "%s cannot be read (%s); rebuilding from tmux and the queue files", self.path, exc.strerror
+            )
+            return State(recovered=True)
+        try:
+            return state_from_dict(json.loads(raw))
+        except (ValueError, RecursionError) as exc:
+            problem = str(exc) if isinstance(exc, StateError) else f"not valid JSON: {exc}"
+            kept = self._set_aside()
+            log.error(
+                "%s is corrupt (%s); kept as %s, rebuilding from tmux and the queue files",
+                self.path,
+                problem,
+                kept.name if kept else "nothing (it could not be moved)",
+            )
+            return State(recovered=True)
+
+    def save(self, state: State) -> None:
+        """Write the state atomically (temp file, fsync, rename, directory fsync); sets `saved_at`."""
+        state.saved_at = self._now()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(state_to_dict(state), indent=1, ensure_ascii=False) + "\n"
+        atomic_write(self.path, text.encode("utf-8", "backslashreplace"), mode=0o600)
+
+    def _set_aside(self) -> Path | None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._now()))
+        for n in range(1, 100):
+            target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}" + (f"-{n}" if n > 1 else ""))
+            try:
+                rename_noreplace(self.path, target)
+            except FileExistsError:
+                continue
+            except OSError:
+                return None
+            return target
+        return None

@@ -1,0 +1,34 @@
+"""`cfo status`: the persisted state and the queues, read without a running engine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine import queue as q
+from engine.config import Config
+from engine.snapshot import build_snapshot, snapshot_json
+from engine.state import StateStore
+
+
+def status_dict(config: Config) -> dict[str, Any]:
+    state = StateStore(config.state_dir).load()
+    dedicated = {d.project.name: d.project for d in config.pool.dedicated}
+    projects = q.discover_projects(config.projects_dir, dedicated)
+    scan = q.Queue(max_bytes=config.tasks.max_bytes, settle=0.0).scan(projects)
+    return snapshot_json(build_snapshot(config, state, scan, {}, time.time()))
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """A short human summary of `status_dict`."""
+    queues = data["queues"]
+    lines = [
+        f"account: {data['active_account'] or '-'}   dispatch: {data['dispatch']}",
+        f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}",
+    ]
+    for s in data["sessions"]:
+        lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or ''}")
+    if data["swaps"]:
+        last = data["swaps"][-1]
+        lines.append(f"last swap: {last['at']} {last['from_account']} -> {last['to_account']}")
+    return "\n".join(lines)

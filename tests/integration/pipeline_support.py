@@ -1,0 +1,138 @@
+"""Support for engine tests: a workspace on a private tmux socket and a way to run the engine in a test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.clock import Clock
+from engine.config import Config, config_from_dict
+from engine.core import Engine
+from engine.demo import agent_command
+from engine.tmux import LibtmuxClient
+
+
+@dataclass
+class Workspace:
+    root: Path
+    tmux: LibtmuxClient
+    data: dict[str, Any]
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.root / "src"
+
+    def project(self, name: str) -> Path:
+        path = self.projects_dir / name
+        for folder in ("inbox", "done", "failed"):
+            (path / ".agent-queue" / folder).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def add_task(self, project: str, task_id: str, body: str, age: float = 0.0, **front: Any) -> Path:
+        """Write inbox/<id>.md (written elsewhere, renamed in) with mtime `age` seconds in the past."""
+        inbox = self.project(project) / ".agent-queue" / "inbox"
+        head = "".join(f"{k}: {json.dumps(v)}\n" for k, v in front.items())
+        text = (f"---\n{head}---\n" if head else "") + body + "\n"
+        tmp = inbox / f".{task_id}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        stamp = time.time() - 60 - age
+        import os
+
+        os.utime(tmp, (stamp, stamp))
+        final = inbox / f"{task_id}.md"
+        tmp.rename(final)
+        return final
+
+    def done(self, project: str) -> list[str]:
+        return sorted(p.name for p in (self.project(project) / ".agent-queue" / "done").iterdir())
+
+    def failed(self, project: str) -> list[str]:
+        return sorted(p.name for p in (self.project(project) / ".agent-queue" / "failed").iterdir())
+
+    def inbox(self, project: str) -> list[str]:
+        return sorted(p.name for p in (self.project(project) / ".agent-queue" / "inbox").iterdir())
+
+    def config(self, **overrides: Any) -> Config:
+        data = json.loads(json.dumps(self.data))
+        for dotted, value in overrides.items():
+            node = data
+            *path, last = dotted.split("__")
+            for key in path:
+                node = node.setdefault(key, {})
+            node[last] = value
+        return config_from_dict(data)
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.root / "state" / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def make_workspace(root: Path, tmux: LibtmuxClient, agents: int = 2) -> Workspace:
+    command, args = agent_command()
+    homes = {name: root / "accounts" / name for name in ("primary", "secondary")}
+    for home in homes.values():
+        home.mkdir(parents=True, exist_ok=True)
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {
+        "tmux": {"socket_name": tmux.socket_name},
+        "agent": {
+            "command": command,
+            "args": args,
+            "prompt_timeout": "15s",
+            "resume_dir": str(root / "resume"),
+            "install_stop_hook": False,
+        },
+        "tasks": {"settle": "50ms"},
+        "accounts": [{"name": n, "home": str(h)} for n, h in homes.items()],
+        "shared_dir": str(root / "shared"),
+        "pool": {"autonomous": {"prefix": "ccl-auto-", "start_index": 11, "min": agents, "max": agents}},
+        "projects_dir": str(root / "src"),
+        "watcher": {"interval": "200ms", "idle_timeout": "10m", "done_signal_dir": str(root / "signals")},
+        "state_dir": str(root / "state"),
+    }
+    return Workspace(root=root, tmux=tmux, data=data)
+
+
+def run_engine(
+    engine: Engine,
+    until: Callable[[], bool],
+    timeout: float = 60.0,
+    during: Callable[[], None] | None = None,
+) -> None:
+    """Run `engine` on a fresh loop until `until()` holds (checked every 50 ms); fail after `timeout`."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(engine.run(stop))
+        deadline = time.monotonic() + timeout
+        try:
+            while not until():
+                if runner.done():
+                    runner.result()
+                    raise AssertionError("the engine stopped by itself")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out after {timeout}s; events: {engine_events(engine)[-8:]}")
+                if during is not None:
+                    during()
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await runner
+
+    asyncio.run(main())
+
+
+def engine_events(engine: Engine) -> list[str]:
+    path = engine.config.state_dir / "events.jsonl"
+    return [line for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def new_engine(ws: Workspace, clock: Clock | None = None, **overrides: Any) -> Engine:
+    return Engine(ws.config(**overrides), ws.tmux, clock=clock, api_error_backoff=0.2, full_scan=2.0)

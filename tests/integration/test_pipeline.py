@@ -1,0 +1,134 @@
+"""The task pipeline on a real tmux server with the simulated agent: dispatch, watch, recycle, recover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.clock import FakeClock
+from engine.tmux import LibtmuxClient
+from tests.integration.pipeline_support import Workspace, make_workspace, new_engine, run_engine
+
+pytestmark = pytest.mark.integration
+
+PRIORITIES = ("critical", "high", "default", "low")
+
+
+@pytest.fixture
+def ws(tmp_path: Path, tmux: LibtmuxClient) -> Workspace:
+    return make_workspace(tmp_path / "ws", tmux, agents=4)
+
+
+def dispatched(ws: Workspace) -> list[str]:
+    return [e["task"] for e in ws.events() if e["type"] == "dispatched"]
+
+
+def test_thirty_tasks_over_three_projects_are_done_once_in_priority_then_age_order(ws: Workspace) -> None:
+    side_effects = ws.root / "ran.log"
+    expected: list[tuple[int, float, str]] = []
+    for n in range(30):
+        project = ("alpha", "beta", "gamma")[n % 3]
+        priority = PRIORITIES[n % 4]
+        age = float(n * 7 % 30)
+        ws.add_task(
+            project,
+            f"t{n:02d}",
+            f"Task {n}\nsim: work 200ms\nsim: append {side_effects} {project}:t{n:02d}",
+            age=age,
+            priority=priority,
+        )
+        expected.append((PRIORITIES.index(priority), -age, f"{project}:t{n:02d}"))
+    engine = new_engine(ws)
+    run_engine(engine, lambda: sum(len(ws.done(p)) for p in ("alpha", "beta", "gamma")) == 30, timeout=120)
+
+    assert dispatched(ws) == [key for _, _, key in sorted(expected)]
+    ran = side_effects.read_text().split()
+    assert sorted(ran) == sorted(key for _, _, key in expected)  # every task ran, none twice
+    for project in ("alpha", "beta", "gamma"):
+        assert ws.inbox(project) == []
+        assert len(ws.done(project)) == 10
+    footer = (ws.project("alpha") / ".agent-queue" / "done" / "t00.md").read_text()
+    assert "session: ccl-auto-1" in footer and "account: primary" in footer
+
+
+def test_cross_project_dependency_chain_runs_in_order_with_blocked_sidecar(ws: Workspace) -> None:
+    order = ws.root / "order.log"
+    ws.add_task("docs", "c-publish", f"Publish\nsim: append {order} c", depends_on=["api:b-build"])
+    ws.add_task("api", "b-build", f"Build\nsim: append {order} b", depends_on=["schema:a-design"])
+    ws.add_task("schema", "a-design", f"Design\nsim: work 1s\nsim: append {order} a", age=0)
+    sidecar = ws.project("docs") / ".agent-queue" / "inbox" / "c-publish.md.blocked"
+    seen_blocked: list[bool] = []
+    engine = new_engine(ws)
+    run_engine(
+        engine,
+        lambda: ws.done("docs") == ["c-publish.md"],
+        timeout=60,
+        during=lambda: seen_blocked.append(sidecar.exists()),
+    )
+    assert order.read_text().split() == ["a", "b", "c"]
+    assert any(seen_blocked), "the .blocked sidecar never appeared"
+    assert not sidecar.exists(), "the .blocked sidecar stayed after dispatch"
+    blocked = [e for e in ws.events() if e["type"] == "blocked" and e["task"] == "docs:c-publish"]
+    assert len(blocked) == 1  # created once, not re-reported on every scan
+
+
+def test_unsafe_depends_on_blocks_and_is_reported(ws: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    ws.add_task("web", "evil", "Never run me", depends_on=["../etc:passwd"])
+    ws.add_task("web", "fine", "Run me\nsim: work 100ms")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["fine.md"], timeout=30)
+    assert "evil.md" in ws.inbox("web") and "evil.md.blocked" in ws.inbox("web")
+    reasons = [e.get("reason", "") for e in ws.events() if e["type"] == "blocked" and e["task"] == "web:evil"]
+    assert reasons and "unsafe depends_on entry '../etc:passwd'" in reasons[0]
+    assert "web:evil" not in dispatched(ws)
+    assert any("unsafe depends_on" in r.getMessage() and "evil.md" in r.getMessage() for r in caplog.records)
+
+
+def test_idle_dedicated_session_is_never_dispatched_into(ws: Workspace) -> None:
+    dedicated_project = ws.project("conformvault")
+    ws.tmux.new_session("ccl-1-conformvault", dedicated_project, command=["/bin/sh"])
+    ws.data["pool"]["dedicated"] = [{"name": "ccl-1-conformvault", "project": str(dedicated_project)}]
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    for n in range(3):
+        ws.add_task("conformvault", f"d{n}", f"Dedicated project task {n}\nsim: work 300ms", age=n)
+    engine = new_engine(ws)
+    run_engine(engine, lambda: len(ws.done("conformvault")) == 3, timeout=60)
+    sessions = {e.get("session") for e in ws.events() if e["type"] == "dispatched"}
+    assert sessions == {"ccl-auto-11"}
+    assert "engine.sim" not in ws.tmux.capture("ccl-1-conformvault") and "cd --" not in ws.tmux.capture(
+        "ccl-1-conformvault"
+    )
+
+
+def test_crashing_agent_is_requeued_once_then_failed(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "boom", "Crash please\nsim: crash")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.failed("web") == ["boom.md"], timeout=60)
+    kinds = [e["type"] for e in ws.events() if e.get("task") == "web:boom"]
+    assert kinds.count("dispatched") == 2
+    assert kinds.count("requeued") == 1 and kinds[-1] == "failed"
+    failed = (ws.project("web") / ".agent-queue" / "failed" / "boom.md").read_text()
+    assert "crashed twice" in failed
+
+
+def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "stuck", "Hang please\nsim: hang")
+    clock = FakeClock()
+    engine = new_engine(ws, clock=clock, watcher__idle_timeout="30m")
+
+    def advance_once_working() -> None:
+        run = engine.running.get("ccl-auto-11")
+        if run is not None and run.phase == "working" and clock.now() - run.started < 3600:
+            clock.advance(3600)
+
+    def recycled() -> bool:
+        s = engine.state.sessions.get("ccl-auto-11")
+        return ws.failed("web") == ["stuck.md"] and s is not None and s.state == "idle"
+
+    run_engine(engine, recycled, timeout=60, during=advance_once_working)
+    text = (ws.project("web") / ".agent-queue" / "failed" / "stuck.md").read_text()
+    assert "timed out: not finished within 30m" in text
+    assert ws.tmux.current_command("ccl-auto-11") == "sh"  # the hung agent was stopped

@@ -1,0 +1,335 @@
+"""Reading captured panes: every sample under tests/data/panes has its expected reading here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine import screen
+
+PANES = Path(__file__).parent.parent / "data" / "panes"
+TZ = ZoneInfo("Europe/Madrid")
+# A Wednesday morning: 3am has passed (so "resets 3am" means tomorrow), Monday is five days away.
+NOW = datetime(2026, 1, 14, 10, 30, tzinfo=TZ)
+
+
+@dataclass(frozen=True)
+class Expect:
+    state: screen.State
+    stop: screen.StopKind | None = None
+    pattern: str | None = None
+    reset_at: str | None = None
+    box: str = ""
+    paste: bool = False
+    session_id: str | None = None
+    turn_ended: bool = False
+
+
+SID_EXIT = "3f2c9a1e-8b4d-4c1a-9e7f-2d6b5a8c0e14"
+
+EXPECTED: dict[str, Expect] = {
+    # Idle, working, and the layout around the box.
+    "real-idle-fresh.txt": Expect("idle"),
+    "real-idle-placeholder.txt": Expect("idle"),
+    "real-idle-after-turn.txt": Expect("idle", turn_ended=True),
+    "real-working-thinking.txt": Expect("working"),
+    "real-working-long-no-esc.txt": Expect("working"),
+    "real-working-compacting.txt": Expect("working"),
+    "real-working-typed-ahead.txt": Expect("working", box="also update the changelog when you are done"),
+    "real-working-retry-529.txt": Expect("working"),
+    "real-working-newer-echo.txt": Expect("working"),
+    "real-submitted-no-spinner.txt": Expect("unknown"),
+    "real-paste-pending.txt": Expect("unknown", box="[Pasted text #1 +40 lines]", paste=True),
+    "real-interrupted.txt": Expect("idle", turn_ended=True),
+    "real-shell-no-agent.txt": Expect("unknown"),
+    "real-agent-exited.txt": Expect("unknown", session_id=SID_EXIT, turn_ended=True),
+    "real-status.txt": Expect("idle", session_id="5966a933-6df3-4017-9468-bbf5f50bdf52", turn_ended=True),
+    "real-status-panel.txt": Expect(
+        "unknown", session_id="605d46b9-cbaf-4d65-833b-3ba8b940c183", turn_ended=True
+    ),
+    # Quota, oldest wording first.
+    "real-quota-usage-limit-epoch.txt": Expect(
+        "idle", "quota", "usage_limit_epoch", "2026-01-14T16:00:00+01:00", turn_ended=True
+    ),
+    "real-quota-madrid.txt": Expect(
+        "idle", "quota", "usage_limit_reached", "2026-01-14T13:00:00+01:00", turn_ended=True
+    ),
+    "real-quota-5hour.txt": Expect(
+        "idle", "quota", "five_hour_limit", "2026-01-15T03:00:00+01:00", turn_ended=True
+    ),
+    "real-quota-hit-your-limit-paris.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T02:00:00+01:00", turn_ended=True
+    ),
+    # 12:50am in Los Angeles has passed there (it is 1:30am), so it means tomorrow in that zone.
+    "real-quota-session-la.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T00:50:00-08:00", turn_ended=True
+    ),
+    "real-quota-weekly.txt": Expect(
+        "idle", "quota", "hit_your_weekly_limit", "2026-01-19T09:00:00+01:00", turn_ended=True
+    ),
+    "real-quota-weekly-weekday.txt": Expect(
+        "idle", "quota", "weekly_limit_reached", "2026-01-19T09:00:00+01:00", turn_ended=True
+    ),
+    "real-quota-rate-limit-error.txt": Expect("idle", "quota", "rate_limit_error", turn_ended=True),
+    "real-quota-newer-echo.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-14T22:30:00+01:00", turn_ended=True
+    ),
+    "real-limit-menu.txt": Expect(
+        "menu", "quota", "hit_your_limit", "2026-01-14T18:50:00+00:00", turn_ended=True
+    ),
+    "real-limit-menu-bare.txt": Expect("menu", "quota", "limit_menu", turn_ended=True),
+    # Server errors never read as quota, and an old one does not veto a fresh hit.
+    "real-server-529.txt": Expect("idle", "server_error", "overloaded_error", turn_ended=True),
+    "real-server-500.txt": Expect("idle", "server_error", "api_error", turn_ended=True),
+    "real-server-throttle.txt": Expect("idle", "server_error", "server_throttle", turn_ended=True),
+    "real-server-burst.txt": Expect("idle", "server_error", "overloaded_error", turn_ended=True),
+    "real-stale-529-then-fresh-quota.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T02:00:00+01:00", turn_ended=True
+    ),
+    "real-old-quota-answered.txt": Expect("idle", turn_ended=True),
+    # Quota words that are not the agent's own error line.
+    "real-quota-words-in-task.txt": Expect("working"),
+    "real-quota-words-in-answer.txt": Expect("idle", turn_ended=True),
+    "real-quota-words-in-tool-output.txt": Expect("idle", turn_ended=True),
+    "real-rate-limit-prose.txt": Expect("idle", turn_ended=True),
+    "real-approaching-limit.txt": Expect("idle", turn_ended=True),
+    # Authentication.
+    "real-auth-not-logged-in.txt": Expect("idle", "auth", "not_logged_in", turn_ended=True),
+    "real-auth-token-expired.txt": Expect("idle", "auth", "oauth_expired", turn_ended=True),
+    "real-auth-token-revoked.txt": Expect("idle", "auth", "oauth_revoked", turn_ended=True),
+    # Captured from the simulator, which every integration test stands on.
+    "sim-idle.txt": Expect("idle"),
+    "sim-working.txt": Expect("working"),
+    "sim-working-long.txt": Expect("working"),
+    "sim-paste-pending.txt": Expect("unknown", box="[Pasted text #1 +40 lines]", paste=True),
+    "sim-turn-ended.txt": Expect("idle", turn_ended=True),
+    "sim-queued-input.txt": Expect("working"),
+    "sim-status.txt": Expect("idle", session_id="048a2e3d-a4c2-4391-8f62-977d81bbaaac", turn_ended=True),
+    "sim-quota-stop.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T03:00:00+01:00", turn_ended=True
+    ),
+    "sim-limit-menu.txt": Expect(
+        "menu", "quota", "hit_your_limit", "2026-01-15T03:00:00+01:00", turn_ended=True
+    ),
+    "sim-error-529.txt": Expect("idle", "server_error", "overloaded_error", turn_ended=True),
+    "sim-auth.txt": Expect("idle", "auth", "not_logged_in", turn_ended=True),
+}
+
+
+def _pane(name: str) -> str:
+    return (PANES / name).read_text(encoding="utf-8")
+
+
+def test_every_sample_has_an_expected_reading() -> None:
+    on_disk = {p.name for p in PANES.glob("*.txt")}
+    assert on_disk - set(EXPECTED) == set(), "samples without an expected reading"
+    assert set(EXPECTED) - on_disk == set(), "expected readings without a sample"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_reads_as_expected(name: str) -> None:
+    text, want = _pane(name), EXPECTED[name]
+    reading = screen.read(text, now=NOW, tz=TZ)
+    assert reading.to_json() == {
+        "state": want.state,
+        "stop": want.stop,
+        "reset_at": want.reset_at,
+        "pattern": want.pattern,
+    }
+    assert screen.read_state(text) == want.state
+    assert screen.box_text(text) == want.box
+    assert screen.paste_pending(text) is want.paste
+    assert screen.last_session_id(text) == want.session_id
+    assert screen.turn_ended(text) is want.turn_ended
+    stop = screen.classify(text)
+    assert (stop.kind if stop else None, stop.pattern if stop else None) == (want.stop, want.pattern)
+
+
+def test_reading_prints_as_one_json_object() -> None:
+    reading = screen.read(_pane("real-quota-5hour.txt"), now=NOW, tz=TZ)
+    assert json.loads(json.dumps(reading.to_json())) == {
+        "state": "idle",
+        "stop": "quota",
+        "reset_at": "2026-01-15T03:00:00+01:00",
+        "pattern": "five_hour_limit",
+    }
+    assert reading.snippet == "5-hour limit reached ∙ resets 3am /upgrade to increase your usage limit."
+
+
+def test_snippet_is_at_most_120_characters_around_the_match() -> None:
+    stop = screen.classify(_pane("real-auth-token-expired.txt"))
+    assert stop is not None and len(stop.snippet) == screen.SNIPPET_CHARS
+    assert "OAuth token has expired" in stop.snippet
+
+
+# --- the box, the menu and what is below -----------------------------------------------------------------
+
+RULE = "─" * 40
+
+
+def test_the_box_is_the_last_prompt_line_between_rules() -> None:
+    text = "\n".join(["> old prompt", "", RULE, "❯ first row of a long", "  request", RULE, "  ⏵⏵ footer"])
+    view = screen.split_pane(text)
+    assert view.box == (3, 5)
+    assert view.box_lines == ("❯ first row of a long", "  request")
+    assert view.below == ("  ⏵⏵ footer",)
+    assert screen.box_text(text) == "first row of a long\nrequest"
+
+
+def test_a_prompt_line_without_rules_is_not_a_box() -> None:
+    view = screen.split_pane("❯ continue\n  ⎿  You've hit your limit · resets 2am\n")
+    assert view.box is None
+    assert screen.read_state("❯ continue\n") == "unknown"
+
+
+def test_the_menu_is_not_a_box_and_a_quoted_menu_above_a_box_is_not_the_menu() -> None:
+    menu = ["What do you want to do?", "❯ 1. Stop and wait for limit to reset", "  2. Add funds"]
+    assert screen.read_state("\n".join(["> go", "", *menu])) == "menu"
+    quoted = ["> go", "", "⏺ The menu reads:", *("  " + line for line in menu), "", RULE, "❯ ", RULE]
+    assert screen.read_state("\n".join(quoted)) == "idle"
+
+
+def test_no_break_space_after_the_prompt_mark_is_read_as_a_space() -> None:
+    assert screen.read_state(f"{RULE}\n❯\u00a0\n{RULE}\n") == "idle"
+
+
+def test_a_shell_prompt_under_a_leftover_box_means_the_agent_is_gone() -> None:
+    text = f"> hi\n\n⏺ Hello.\n\n✻ Worked for 2s\n\n{RULE}\n❯ \n{RULE}\n  ⏵⏵ footer\n$ "
+    assert screen.split_pane(text).exited
+    assert screen.read_state(text) == "unknown"
+    assert screen.read_state(text.removesuffix("$ ")) == "idle"
+
+
+def test_output_below_a_leftover_spinner_means_it_is_not_the_live_one() -> None:
+    text = f"> hi\n\n✻ Thinking… (2s)\n\n⏺ Hello.\n\n{RULE}\n❯ \n{RULE}\n"
+    assert screen.read_state(text) == "idle"
+    assert not screen.turn_ended(text)
+
+
+def test_a_resumed_conversation_without_turn_end_lines_is_idle_but_not_a_finished_turn() -> None:
+    text = f"> [a.md] do it\n\n⏺ Working on: [a.md] do it\n\n⏺ Done: [a.md] do it\n\n{RULE}\n❯ \n{RULE}\n"
+    assert screen.read_state(text) == "idle"
+    assert not screen.turn_ended(text)
+
+
+def test_last_session_id_rejects_what_is_not_a_uuid() -> None:
+    good = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
+    assert screen.last_session_id(f"Session ID: {good}\nSession ID: ----") == good
+    assert screen.last_session_id(f"claude --resume {good}e REPL") is None
+    assert screen.last_session_id("Session ID: 605d46b9-cbaf-4d65-833b-3ba8b940c18z") is None
+
+
+# --- what is new since the last look ----------------------------------------------------------------------
+
+BOX = f"\n{RULE}\n❯ \n{RULE}\n  ⏵⏵ bypass permissions on (shift+tab to cycle)\n"
+PROMPT = "> [fix.md] fix it\n\n⏺ Working on: [fix.md] fix it\n"
+ERR_529 = '  ⎿  API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n'
+ERR_QUOTA = "  ⎿  You've hit your limit · resets 2am (Europe/Paris)\n"
+
+
+def test_new_lines_survive_scrolling() -> None:
+    before = "a\nb\nc\n" + BOX
+    after = "b\nc\nd\n" + BOX  # scrolled by one, one line printed, the bottom redrawn under it
+    fresh = screen.new_line_numbers(before, after)
+    assert min(fresh) == 2 and max(fresh) == len(after.splitlines()) - 1
+
+
+def test_a_message_printed_again_is_new() -> None:
+    before = PROMPT + ERR_QUOTA + BOX
+    after = PROMPT + ERR_QUOTA + "\n> continue\n" + ERR_QUOTA + BOX
+    fresh = screen.new_line_numbers(before, after)
+    lines = after.splitlines()
+    assert min(fresh) == lines.index("> continue")
+    assert lines.index(ERR_QUOTA.rstrip("\n"), min(fresh)) in fresh
+
+
+def test_a_capture_without_overlap_is_new_throughout() -> None:
+    assert screen.new_line_numbers("x\ny\n", "a\nb\n") == frozenset({0, 1})
+    assert screen.new_line_numbers("", "a\n") == frozenset({0})
+
+
+def test_a_hit_already_seen_does_not_hit_again_with_since() -> None:
+    text = PROMPT + ERR_QUOTA + BOX
+    assert screen.classify(text) is not None
+    assert screen.classify(text, since=text) is None
+
+
+def test_an_old_server_error_does_not_veto_a_fresh_quota_hit_in_the_same_turn() -> None:
+    seen = PROMPT + ERR_529 + BOX
+    now = PROMPT + ERR_529 + ERR_QUOTA + BOX
+    # Read whole, the 529 in the same turn vetoes: a burst of server errors must never swap.
+    whole = screen.classify(now)
+    assert whole is not None and (whole.kind, whole.pattern, whole.line) == (
+        "server_error",
+        "overloaded_error",
+        3,
+    )
+    stop = screen.classify(now, since=seen)
+    assert stop is not None and (stop.kind, stop.pattern) == ("quota", "hit_your_limit")
+
+
+def test_a_fresh_server_error_vetoes_a_quota_hit_in_the_same_new_text() -> None:
+    stop = screen.classify(PROMPT + ERR_QUOTA + ERR_529 + BOX, since=PROMPT + BOX)
+    assert stop is not None and stop.kind == "server_error"
+
+
+def test_read_accepts_since_like_classify() -> None:
+    text = PROMPT + ERR_QUOTA + BOX
+    assert screen.read(text, since=text, now=NOW, tz=TZ).stop is None
+
+
+# --- reset times ------------------------------------------------------------------------------------------
+
+RESETS = {
+    "Claude AI usage limit reached|1768402800": "2026-01-14T16:00:00+01:00",
+    "Your limit will reset at 1pm (Europe/Madrid).": "2026-01-14T13:00:00+01:00",
+    "5-hour limit reached ∙ resets 3am": "2026-01-15T03:00:00+01:00",
+    "resets 11am": "2026-01-14T11:00:00+01:00",
+    "resets 12am": "2026-01-15T00:00:00+01:00",
+    "resets 12pm": "2026-01-14T12:00:00+01:00",
+    "resets 2:30pm": "2026-01-14T14:30:00+01:00",
+    "resets 13:00": "2026-01-14T13:00:00+01:00",
+    "resets 09:15": "2026-01-15T09:15:00+01:00",
+    "Limits will reset at 9:30 AM.": "2026-01-15T09:30:00+01:00",
+    "resets 2am (Europe/Paris)": "2026-01-15T02:00:00+01:00",
+    "resets 8:30pm (Asia/Tokyo)": "2026-01-14T20:30:00+09:00",
+    "resets 3pm (Mars/Olympus)": "2026-01-14T15:00:00+01:00",
+    "resets 7pm (UTC)": "2026-01-14T19:00:00+00:00",
+    "resets Mon 9am": "2026-01-19T09:00:00+01:00",
+    "resets Wed 9am": "2026-01-21T09:00:00+01:00",
+    "resets Wednesday 11am": "2026-01-14T11:00:00+01:00",
+    "resets Jan 30, 11:30am (Asia/Calcutta)": "2026-01-30T11:30:00+05:30",
+    "resets Jan 19 at 7pm": "2026-01-19T19:00:00+01:00",
+    "resets Jan 2, 9am": "2026-01-02T09:00:00+01:00",
+    "resets Dec 31, 9am": "2025-12-31T09:00:00+01:00",
+}
+
+
+@pytest.mark.parametrize("message", sorted(RESETS))
+def test_reset_time(message: str) -> None:
+    when = screen.parse_reset(message, NOW, TZ)
+    assert when is not None and when.isoformat() == RESETS[message]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["You've hit your limit", "resets 5 times a day", "resets 25:00", "resets 13pm", "resets Feb 30, 9am"],
+)
+def test_no_reset_time(message: str) -> None:
+    assert screen.parse_reset(message, NOW, TZ) is None
+
+
+def test_a_naive_now_is_taken_in_the_given_zone() -> None:
+    when = screen.parse_reset("resets 11am", NOW.replace(tzinfo=None), TZ)
+    assert when is not None and when.isoformat() == "2026-01-14T11:00:00+01:00"
+
+
+def test_a_dated_reset_seen_in_december_for_january_is_next_year() -> None:
+    december = datetime(2026, 12, 30, 10, 0, tzinfo=TZ)
+    when = screen.parse_reset("resets Jan 2, 9am", december, TZ)
+    assert when is not None and when.isoformat() == "2027-01-02T09:00:00+01:00"
