@@ -121,6 +121,9 @@ async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Pa
             text = await _capture(tmux, launch.session)
             if submitted(text, launch.marker, patterns):
                 return attempt
+            if not agent_running(await asyncio.to_thread(tmux.current_command, launch.session)):
+                # It died on the message (a crash, not a refused paste): the watcher counts the crash.
+                return attempt
             await asyncio.sleep(0.1)
         log.info("%s: message not submitted after Enter #%d, pressing Enter again", launch.session, attempt)
     raise LaunchError(f"{launch.session}: the agent did not take the message after {SUBMIT_ATTEMPTS} Enters")
