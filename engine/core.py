@@ -21,6 +21,7 @@ from engine.launch import (
     LaunchError,
     agent_running,
     command_line,
+    echoed,
     paste_and_submit,
     render_message,
     start_agent,
@@ -229,7 +230,7 @@ class Engine:
             if project is None or task_id is None:
                 continue
             key = f"{project}:{task_id}"
-            session = await asyncio.to_thread(self._find_holder, key, task_id, holders.get(key))
+            session = await asyncio.to_thread(self._find_holder, task_id, holders.get(key))
             if session is not None and await self._adopt(session, claimed, project):
                 adopted.add(session)
                 continue
@@ -242,7 +243,9 @@ class Engine:
             if name not in adopted:
                 await self._stop_agent(name)
 
-    def _find_holder(self, key: str, task_id: str, hint: str | None) -> str | None:
+    def _find_holder(self, task_id: str, hint: str | None) -> str | None:
+        """The session whose agent took this task: the recorded holder if its message went in, else
+        any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost)."""
         marker = f"[{task_id}.md]"
         candidates = [hint] if hint else []
         candidates += [n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint]
@@ -250,7 +253,10 @@ class Engine:
             look = self._look(name)
             if look is None or not agent_running(look.command):
                 continue
-            if name == hint or marker in look.text:
+            recorded = self.state.sessions.get(name)
+            if (name == hint and recorded is not None and recorded.state == "working") or echoed(
+                look.text, marker
+            ):
                 return name
         return None
 
@@ -394,7 +400,7 @@ class Engine:
         )
         self.running[session] = run
         s = self.session_state(session)
-        s.state, s.task, s.task_path = "working", task.key, str(claimed)
+        s.state, s.task, s.task_path = "launching", task.key, str(claimed)
         s.assigned_at, s.account, s.model = run.started, account.name, run.model
         self.save()
         self.emit("dispatched", session=session, task=task.key, account=account.name, model=run.model)
@@ -425,6 +431,8 @@ class Engine:
             run.submitted_at = self.clock.now()
             await paste_and_submit(self.tmux, launch, self.patterns)
             run.phase = "working"
+            s.state = "working"
+            self.save()
             self._wake_watch.set()
         except (LaunchError, TmuxError, OSError) as exc:
             log.error("launch of %s in %s failed: %s", task.key, run.session, exc)

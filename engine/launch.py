@@ -101,13 +101,16 @@ async def wait_for_prompt(tmux: TmuxClient, session: str, timeout: float, patter
         await asyncio.sleep(0.1)
 
 
+def echoed(text: str, marker: str) -> bool:
+    """The agent echoed a prompt carrying `marker` above its box: that message was submitted."""
+    return any(line.startswith("> ") and marker in line for line in text.splitlines())
+
+
 def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
     """The message left the box: it is echoed above it, or the agent is working on it."""
     if screen.paste_pending(text, patterns):
         return False
-    return screen.read_state(text, patterns) == "working" or any(
-        line.startswith("> ") and marker in line for line in text.splitlines()
-    )
+    return screen.read_state(text, patterns) == "working" or echoed(text, marker)
 
 
 async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> int:

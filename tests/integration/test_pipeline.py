@@ -132,3 +132,36 @@ def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
     text = (ws.project("web") / ".agent-queue" / "failed" / "stuck.md").read_text()
     assert "timed out: not finished within 30m" in text
     assert ws.tmux.current_command("ccl-auto-11") == "sh"  # the hung agent was stopped
+
+
+def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: Workspace) -> None:
+    ran = ws.root / "ran.log"
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "long", f"Long one\nsim: work 3s\nsim: append {ran} long")
+    first = new_engine(ws)
+    run_engine(
+        first,
+        lambda: (
+            first.state.sessions.get("ccl-auto-11", None) is not None
+            and first.state.sessions["ccl-auto-11"].state == "working"
+        ),
+        timeout=30,
+    )
+    assert ws.inbox("web") == ["long.md.dispatched"]  # a clean stop leaves the claim to the next run
+    second = new_engine(ws)
+    run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=30)
+    recovered = [e for e in ws.events() if e["type"] == "recovered"]
+    assert [(e["session"], e["task"]) for e in recovered] == [("ccl-auto-11", "web:long")]
+    assert ran.read_text().split() == ["long"]
+    assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+
+
+def test_restart_requeues_a_claimed_task_whose_agent_is_gone(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "orphan", "Orphan\nsim: work 100ms")
+    inbox = ws.project("web") / ".agent-queue" / "inbox"
+    (inbox / "orphan.md").rename(inbox / "orphan.md.dispatched")  # claimed by a run that died
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["orphan.md"], timeout=30)
+    kinds = [e["type"] for e in ws.events() if e.get("task") == "web:orphan"]
+    assert kinds[:2] == ["requeued", "dispatched"] and kinds[-1] == "completed"
