@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -50,6 +51,7 @@ async def serve(
     from engine.core import Engine
 
     with_time = setup_logging(stream)
+    faulthandler.register(signal.SIGUSR1, file=stream)  # `kill -USR1` prints every thread's stack
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

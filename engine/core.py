@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
+STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
 
 class Engine:
@@ -164,9 +166,12 @@ class Engine:
         try:
             await stop.wait()
         finally:
-            for task in [*loops, *self._tasks]:
+            pending = [*loops, *self._tasks]
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in stuck:
+                log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_coro())
             self.save()
             self.emit("stopped")
 
@@ -204,6 +209,10 @@ class Engine:
     def _ensure_pool(self, wanted: int) -> None:
         with self._pool_lock:  # two workers creating the same missing session would collide
             ensure_pool(self.config, self.tmux, wanted)
+            live = set(self.tmux.list_sessions())
+        for name in [*self.config.pool_names, *self.config.dedicated_names]:
+            if name in live:
+                self.session_state(name)
 
     def _discover(self) -> dict[str, Path]:
         dedicated = {d.project.name: d.project for d in self.config.pool.dedicated}
@@ -309,9 +318,10 @@ class Engine:
             self._wake_later(self._wake_dispatch, max(0.05, scan.next_settle - self.clock.now()))
         if self.state.dispatch == "paused" or not ready:
             return
-        working = sum(1 for r in self.running.values())
-        await asyncio.to_thread(self._ensure_pool, working + len(ready))
         idle = await asyncio.to_thread(self._idle_sessions)
+        if len(idle) < len(ready):
+            await asyncio.to_thread(self._ensure_pool, len(self.running) + len(ready))
+            idle = await asyncio.to_thread(self._idle_sessions)
         for task, session in zip(ready, idle, strict=False):
             # Claimed one by one, in dispatch order; only the slow agent start-up runs in parallel.
             run = await self._claim(task, session)
@@ -340,15 +350,15 @@ class Engine:
             self.emit("blocked", task=task.key, reason="; ".join(reasons))
 
     def _idle_sessions(self) -> list[str]:
+        """Pool sessions, in range order, holding no task and showing a shell (one tmux call for all)."""
         now = self.clock.now()
+        commands = self.tmux.pane_commands()
         idle: list[str] = []
-        for name in live_pool(self.config, self.tmux):
-            if name in self.running:
+        for name in self.config.pool_names:
+            if name not in commands or name in self.running or agent_running(commands[name]):
                 continue
             s = self.state.sessions.get(name)
             if s and s.launch_failed_at and now - s.launch_failed_at < LAUNCH_RETRY_AFTER:
-                continue
-            if agent_running(self.tmux.current_command(name)):
                 continue
             idle.append(name)
         return idle
@@ -388,6 +398,7 @@ class Engine:
         except TaskError as exc:
             log.info("%s", exc)
             return None
+        claimed_at = time.time()
         account = self.config.account(self.state.active_account or "") or self.config.accounts[0]
         run = Running(
             session=session,
@@ -397,6 +408,7 @@ class Engine:
             model=self.config.agent.model_for(task.priority),
             started=self.clock.now(),
             phase="launching",
+            claimed_at=claimed_at,
         )
         self.running[session] = run
         s = self.session_state(session)
@@ -428,11 +440,20 @@ class Engine:
         try:
             self._signal(run.session).unlink(missing_ok=True)
             await start_agent(self.tmux, launch, self.patterns)
-            run.submitted_at = self.clock.now()
-            await paste_and_submit(self.tmux, launch, self.patterns)
+            enters = await paste_and_submit(self.tmux, launch, self.patterns)
             run.phase = "working"
             s.state = "working"
             self.save()
+            self.emit(
+                "submitted",
+                session=run.session,
+                task=task.key,
+                enters=enters,
+                claimed_at=round(run.claimed_at, 4),
+                typed_at=round(launch.typed_at, 4),
+                ready_at=round(launch.ready_at, 4),
+                pasted_at=round(launch.pasted_at, 4),
+            )
             self._wake_watch.set()
         except (LaunchError, TmuxError, OSError) as exc:
             log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
@@ -498,17 +519,12 @@ class Engine:
             elif now >= run.retry_at:
                 run.continues += 1
                 run.retry_at = None
-                await asyncio.to_thread(self._type_line, run.session, "continue")
+                await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
             return
         run.phase = "finishing"
         kind = "quota_hit" if stop.kind == "quota" else "auth_failed"
         self.emit(kind, session=run.session, task=run.task.key, reason=stop.snippet, account=run.account)
         await self._requeue(run, f"the agent stopped: {stop.kind} ({stop.pattern})")
-
-    def _type_line(self, session: str, text: str) -> None:
-        self.tmux.send_keys(session, "C-u")
-        self.tmux.send_text(session, text)
-        self.tmux.send_enter(session)
 
     def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
         return {
@@ -579,7 +595,7 @@ class Engine:
                 return True
             if interrupt:
                 self.tmux.send_keys(session, "Escape")
-            self._type_line(session, "/exit")
+            self.tmux.type_line(session, "/exit")
             return False
 
         try:
@@ -631,5 +647,8 @@ class Engine:
                     if any(Path(p).parent != Path(signals) and c != Change.deleted for c, p in changes):
                         self._wake_dispatch.set()
             except Exception:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # a cancellation that surfaced as another error: stop, do not watch again
                 log.exception("file watch failed; the periodic scan goes on")
                 await asyncio.sleep(self.full_scan)

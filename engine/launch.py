@@ -78,6 +78,10 @@ class Launch:
     message: str
     marker: str
     prompt_timeout: float
+    # Wall-clock stamps of each step, for the submitted event and the pipeline benchmark.
+    typed_at: float = 0.0
+    ready_at: float = 0.0
+    pasted_at: float = 0.0
 
 
 async def _capture(tmux: TmuxClient, session: str) -> str:
@@ -116,6 +120,7 @@ def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
 async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> int:
     """Paste the message, press a lone Enter after the paste window, confirm; returns Enters sent."""
     await asyncio.to_thread(tmux.send_text, launch.session, launch.message)
+    launch.pasted_at = time.time()
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
         await asyncio.sleep(PASTE_SETTLE)
         await asyncio.to_thread(tmux.send_enter, launch.session)
@@ -133,13 +138,10 @@ async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Pa
 
 
 async def start_agent(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> None:
-    """Type the command line into the session's shell and wait for the agent's prompt."""
-    command = await asyncio.to_thread(tmux.current_command, launch.session)
-    if agent_running(command):
-        raise LaunchError(f"{launch.session}: something is already running there ({command})")
-    await asyncio.to_thread(tmux.send_keys, launch.session, "C-u")  # a half-typed shell line
+    """Type the command line into the session's shell (the dispatcher saw a shell there just before)
+    and wait for the agent's prompt."""
     # The last agent's box is still on screen after /exit: clear it so it cannot pass for the new prompt.
-    await asyncio.to_thread(tmux.clear, launch.session)
-    await asyncio.to_thread(tmux.send_text, launch.session, launch.line)
-    await asyncio.to_thread(tmux.send_enter, launch.session)
+    await asyncio.to_thread(tmux.type_line, launch.session, launch.line, True)
+    launch.typed_at = time.time()
     await wait_for_prompt(tmux, launch.session, launch.prompt_timeout, patterns)
+    launch.ready_at = time.time()

@@ -30,6 +30,6 @@ class Running:
     model: str
     started: float
     phase: Phase
-    submitted_at: float | None = None
+    claimed_at: float = 0.0
     continues: int = 0
     retry_at: float | None = None

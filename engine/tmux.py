@@ -55,6 +55,10 @@ class TmuxClient(Protocol):
 
     def clear(self, name: str) -> None: ...
 
+    def type_line(self, name: str, line: str, clear: bool = False) -> None: ...
+
+    def pane_commands(self) -> dict[str, str]: ...
+
     def current_command(self, name: str) -> str: ...
 
     def pane_pid(self, name: str) -> int | None: ...
@@ -68,6 +72,11 @@ def find_tmux() -> str:
     if path is None:
         raise TmuxError("tmux not found on PATH: install it (apt-get install tmux) and start again")
     return path
+
+
+def _literal(text: str) -> str:
+    """Protect a trailing `;` in a tmux argument: tmux reads it as a command separator and drops it."""
+    return text[:-1] + "\\;" if text.endswith(";") else text
 
 
 def _target(name: str) -> str:
@@ -127,7 +136,7 @@ class LibtmuxClient:
     def send_text(self, name: str, text: str) -> None:
         """Type `text` literally; a multi-line text goes in as one bracketed paste."""
         if "\n" not in text:
-            self._cmd("send-keys", "-t", _target(name), "-l", "--", text)
+            self._cmd("send-keys", "-t", _target(name), "-l", "--", _literal(text))
             return
         buffer = f"cfo-{uuid.uuid4().hex[:12]}"
         proc = subprocess.run(
@@ -162,6 +171,49 @@ class LibtmuxClient:
         """Reset the pane's terminal and drop its scrollback, so old output cannot be read as new."""
         self._cmd("send-keys", "-R", "-t", _target(name))
         self._cmd("clear-history", "-t", _target(name))
+
+    def type_line(self, name: str, line: str, clear: bool = False) -> None:
+        """Empty the input line (Ctrl-U), optionally clear the pane, type `line` and press Enter.
+
+        One tmux invocation (commands joined by `;`): a launch is on the dispatch path, where every
+        forked client costs milliseconds.
+        """
+        target = _target(name)
+        args = ["send-keys", "-t", target, "C-u"]
+        if clear:
+            args += [";", "send-keys", "-R", "-t", target, ";", "clear-history", "-t", target]
+        args += [
+            ";",
+            "send-keys",
+            "-t",
+            target,
+            "-l",
+            "--",
+            _literal(line),
+            ";",
+            "send-keys",
+            "-t",
+            target,
+            "Enter",
+        ]
+        self._cmd(*args)
+
+    def pane_commands(self) -> dict[str, str]:
+        """Session name -> the foreground command of its active pane, for every session, in one call."""
+        result = self._server.cmd(
+            "list-panes",
+            "-a",
+            "-F",
+            "#{session_name}\t#{window_active}#{pane_active}\t#{pane_current_command}",
+        )
+        if result.returncode != 0:
+            return {}
+        commands: dict[str, str] = {}
+        for row in result.stdout:
+            session, active, command = (row.split("\t") + ["", ""])[:3]
+            if active == "11":
+                commands[session] = command
+        return commands
 
     def _display(self, name: str, fmt: str) -> str:
         out = self._cmd("display-message", "-p", "-t", _target(name), fmt)

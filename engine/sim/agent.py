@@ -341,13 +341,14 @@ class Agent:
     def _submit(self, content: str, now: float) -> None:
         self.placeholder = ""
         stripped = content.strip()
-        name = stripped[1:].split(None, 1)[0] if stripped.startswith("/") and len(stripped) > 1 else ""
-        if name and "/" not in name:
-            self._command(name.lower(), stripped, now)
+        name = stripped.split(None, 1)[0][1:] if stripped.startswith("/") else ""
+        # `/status` is a command; `/home/me/notes.txt says…` is a prompt.
+        if name.replace("-", "").replace("_", "").isalnum():
+            self._command(name.lower(), stripped)
         else:
             self._start_turn(content, now)
 
-    def _command(self, name: str, text: str, now: float) -> None:
+    def _command(self, name: str, text: str) -> None:
         width = self.display.width
         self.display.print(["", *render.echo(text, width, self._echo_mark)])
         if name in ("exit", "quit"):
@@ -367,7 +368,6 @@ class Agent:
             self.placeholder = _pick(render.PLACEHOLDERS)
         else:
             self.display.print(render.error(f"Unknown slash command: {name}", width))
-        self._drain(now)
 
     def _start_turn(self, content: str, now: float) -> None:
         width = self.display.width
@@ -421,7 +421,7 @@ class Agent:
         elif step.kind == "append":
             path = os.path.join(self.options.cwd, os.path.expanduser(step.path))
             try:
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "a", encoding="utf-8") as handle:
                     handle.write(step.text + "\n")
             except OSError as exc:

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     if parsed.resume is not None:
         path = os.path.join(project_dir(config_dir, cwd), parsed.resume + ".jsonl")
-        if "/" in parsed.resume or not os.path.isfile(path):
+        if not is_uuid(parsed.resume) or not os.path.isfile(path):
             sys.stderr.write(f"No conversation found with session ID: {parsed.resume}\n")
             return 1
         session_id, history = parsed.resume, load(path)
@@ -195,8 +195,8 @@ def _loop(terminal: Terminal, display: Display, agent: Agent) -> int:
             for key in keys:
                 agent.on_key(key, now)
     except Exit as done:
-        display.show(agent.frame(time.monotonic()))
-        if done.status == 0:
+        if done.status == 0:  # a crash leaves the screen as it was
+            display.show(agent.frame(time.monotonic()))
             terminal.write("".join("\r\n" + line for line in agent.farewell()))
         return done.status
 

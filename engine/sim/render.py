@@ -85,8 +85,8 @@ def tokens(count: int) -> str:
     return str(count) if count < 1000 else f"{count / 1000:.1f}k"
 
 
-def rule(width: int, char: str = "─") -> str:
-    return char * max(width, 1)
+def rule(width: int) -> str:
+    return "─" * max(width, 1)
 
 
 def banner(cwd: str, model: str, width: int) -> list[str]:

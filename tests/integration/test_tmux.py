@@ -70,3 +70,22 @@ def test_missing_tmux_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(TmuxError, match="tmux not found on PATH"):
         LibtmuxClient(socket_name="cfo-never-started")
+
+
+@pytest.mark.parametrize("text", ["echo hi;", "echo a\\;", "echo 'x;y' ; true", "a \\; b"])
+def test_trailing_semicolons_survive_typing(tmux: LibtmuxClient, tmp_path: Path, text: str) -> None:
+    tmux.new_session("semi", tmp_path, command=["sh", "-c", "cat > typed.txt"])
+    tmux.send_text("semi", text)
+    tmux.send_enter("semi")
+    tmux.type_line("semi", text)
+    typed = tmp_path / "typed.txt"
+    wait_until(lambda: typed.exists() and typed.read_text().count("\n") == 2, what="two lines typed")
+    assert typed.read_text().splitlines() == [text, text]
+
+
+def test_pane_commands_lists_every_session_in_one_call(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    tmux.new_session("with space", tmp_path, command=["sh"])
+    tmux.new_session("sleeper", tmp_path, command=["sh"])
+    tmux.type_line("sleeper", "sleep 30")
+    wait_until(lambda: tmux.pane_commands().get("sleeper") == "sleep", what="sleep in the foreground")
+    assert tmux.pane_commands() == {"with space": "sh", "sleeper": "sleep"}
