@@ -2,7 +2,8 @@
 
 Measures, with `cfo --no-ui` as a separate process:
 - dispatch overhead: task renamed into an inbox with an idle session waiting -> message pasted, minus
-  the agent's start-up (typed -> prompt ready), which is reported apart;
+  the agent's start-up (typed -> prompt ready), which is reported apart; single tasks, and bursts of
+  one task per idle session whose launches run in parallel;
 - completion-detection latency: the agent's turn ends -> `completed` event (task in done/);
 - tasks per minute with 1-second tasks on 4 sessions;
 - the engine's CPU% and RSS with 20 and 50 idle sessions (agents sitting at their prompt);
@@ -24,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.demo import agent_command, build_workspace
 from engine.tmux import LibtmuxClient
+from engine.workspace import agent_command, build_workspace
 
 AGENTS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -148,15 +149,18 @@ def bench_fast() -> dict[str, float]:
     try:
         run.start()
         wait(lambda: run.idle_sessions() == AGENTS, 30, "pool ready")
-        for rnd in range(5):  # rounds with every session idle: overhead without queueing
-            for i in range(AGENTS):
-                run.drop(f"r{rnd}-{i}")
-            wait(
-                lambda rnd=rnd: run.done() == (rnd + 1) * AGENTS and run.idle_sessions() == AGENTS,
-                60,
-                "round",
-            )
+        time.sleep(1.5)  # steady state: the file watch is up (a file dropped before it is seen by a rescan)
+        for i in range(12):  # one task at a time with every session idle: the dispatch path alone
+            run.drop(f"single-{i:02d}")
+            wait(lambda i=i: run.done() == i + 1 and run.idle_sessions() == AGENTS, 60, "single task")
         overhead, startup, _ = run.latencies()
+        run.renamed.clear()
+        for rnd in range(3):  # bursts: one task per idle session at once, launches in parallel
+            for i in range(AGENTS):
+                run.drop(f"burst-{rnd}-{i}")
+            expected = 12 + (rnd + 1) * AGENTS
+            wait(lambda n=expected: run.done() == n and run.idle_sessions() == AGENTS, 60, "burst")
+        burst, _, _ = run.latencies()
         n = 40
         t0 = time.monotonic()
         before = run.done()
@@ -168,6 +172,8 @@ def bench_fast() -> dict[str, float]:
         return {
             "dispatch_overhead_ms_p50": round(pct(overhead, 50), 1),
             "dispatch_overhead_ms_p99": round(pct(overhead, 99), 1),
+            "dispatch_overhead_burst_ms_p50": round(pct(burst, 50), 1),
+            "dispatch_overhead_burst_ms_p99": round(pct(burst, 99), 1),
             "agent_startup_ms_p50": round(pct(startup, 50), 1),
             "detect_latency_ms_p50": round(pct(detect_bulk, 50), 1),
             "detect_latency_ms_p99": round(pct(detect_bulk, 99), 1),
@@ -196,7 +202,7 @@ def bench_seed() -> dict[str, float]:
 
 
 def bench_idle(sessions: int, measure: float = 10.0) -> dict[str, float]:
-    """The engine's cost while `sessions` agents sit at their prompt (dedicated sessions) and the pool idles."""
+    """The engine's cost while `sessions` agents sit at their prompt (dedicated) and the pool idles."""
     run = Run(f"idle{sessions}", 2, agent__install_stop_hook=True)
     command, args = agent_command()
     dedicated = []

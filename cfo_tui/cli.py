@@ -90,10 +90,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from engine.checks import check_all
+    from engine.checks import run_checks
 
     path = config_path(args)
-    problems = check_all(path)
+    result = run_checks(path)
+    for warning in result.warnings:
+        print(warning)
+    problems = result.errors
     for problem in problems:
         print(problem)
     if problems:
@@ -129,9 +132,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.status import render_status, status_dict
-
     from engine.config import ConfigError, load_config
+    from engine.status import render_status, status_dict
 
     try:
         config = load_config(config_path(args))
@@ -144,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.demo import DemoError, run_demo
+    from cfo_tui.demo import DemoError, run_demo
 
     try:
         return run_demo(

@@ -300,33 +300,48 @@ class Engine:
             not self.running and self.dispatchable == 0 and self.last_scan.unsettled == 0 and self._scans > 0
         )
 
+    def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str]]:
+        """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions."""
+        projects = self._discover()
+        scan = self.queue.scan(projects)
+        ready = self._ready_tasks(scan, projects)
+        idle = self._idle_sessions() if ready and self.state.dispatch != "paused" else []
+        return projects, scan, ready, idle
+
     async def dispatch_once(self) -> None:
-        projects = await asyncio.to_thread(self._discover)
+        projects, scan, ready, idle = await asyncio.to_thread(self._plan)
         if projects != self._projects:
             self._projects = projects
             self._restart_file_watch()
-        scan = await asyncio.to_thread(self.queue.scan, projects)
         self.last_scan = scan
         self._scans += 1
+        self.dispatchable = len(ready)
         for problem in scan.problems:
             log.error("%s", problem)
         for error in scan.errors:
             await self._fail_file(error)
-        ready = await asyncio.to_thread(self._ready_tasks, scan, projects)
-        self.dispatchable = len(ready)
         if scan.next_settle is not None:
             self._wake_later(self._wake_dispatch, max(0.05, scan.next_settle - self.clock.now()))
         if self.state.dispatch == "paused" or not ready:
             return
-        idle = await asyncio.to_thread(self._idle_sessions)
         if len(idle) < len(ready):
             await asyncio.to_thread(self._ensure_pool, len(self.running) + len(ready))
             idle = await asyncio.to_thread(self._idle_sessions)
-        for task, session in zip(ready, idle, strict=False):
-            # Claimed one by one, in dispatch order; only the slow agent start-up runs in parallel.
-            run = await self._claim(task, session)
-            if run is not None:
-                self._spawn(self._launch(run))
+        pairs = list(zip(ready, idle, strict=False))
+        claims = await asyncio.to_thread(self._claim_all, pairs)
+        runs = [
+            self._record(task, session, claimed, at)
+            for (task, session), (claimed, at) in zip(pairs, claims, strict=True)
+            if claimed
+        ]
+        if not runs:
+            return
+        self.save()  # every claim is on disk in state before any message reaches an agent
+        for run in runs:
+            self.emit(
+                "dispatched", session=run.session, task=run.task.key, account=run.account, model=run.model
+            )
+            self._spawn(self._launch(run))
 
     def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> list[Task]:
         listing = DoneListing()
@@ -391,14 +406,20 @@ class Engine:
     def _signal(self, session: str) -> Path:
         return self.config.watcher.done_signal_dir / f"agent-done-{session}"
 
-    async def _claim(self, task: Task, session: str) -> Running | None:
-        """Claim `task` for `session` and record it (state written) before anything reaches the agent."""
-        try:
-            claimed = await asyncio.to_thread(q.claim, task)
-        except TaskError as exc:
-            log.info("%s", exc)
-            return None
-        claimed_at = time.time()
+    @staticmethod
+    def _claim_all(pairs: list[tuple[Task, str]]) -> list[tuple[Path | None, float]]:
+        """Claim each task in dispatch order; a task someone else took (or that changed) gets None."""
+        out: list[tuple[Path | None, float]] = []
+        for task, _ in pairs:
+            try:
+                out.append((q.claim(task), time.time()))
+            except TaskError as exc:
+                log.info("%s", exc)
+                out.append((None, 0.0))
+        return out
+
+    def _record(self, task: Task, session: str, claimed: Path, claimed_at: float) -> Running:
+        """Note in memory and state that `session` holds `task` (the caller saves state once for all)."""
         account = self.config.account(self.state.active_account or "") or self.config.accounts[0]
         run = Running(
             session=session,
@@ -414,8 +435,6 @@ class Engine:
         s = self.session_state(session)
         s.state, s.task, s.task_path = "launching", task.key, str(claimed)
         s.assigned_at, s.account, s.model = run.started, account.name, run.model
-        self.save()
-        self.emit("dispatched", session=session, task=task.key, account=account.name, model=run.model)
         return run
 
     async def _launch(self, run: Running) -> None:
@@ -633,6 +652,9 @@ class Engine:
             if self.config.projects_dir and self.config.projects_dir.is_dir():
                 paths.append(str(self.config.projects_dir))
             paths = [p for p in paths if Path(p).is_dir()]
+            # Files that arrived while the watch was (re)starting raise no event: look once it is up.
+            for delay in (0.2, 1.0):
+                self._wake_later(self._wake_dispatch, delay)
             try:
                 async for changes in awatch(
                     *paths,

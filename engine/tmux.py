@@ -210,7 +210,7 @@ class LibtmuxClient:
             return {}
         commands: dict[str, str] = {}
         for row in result.stdout:
-            session, active, command = (row.split("\t") + ["", ""])[:3]
+            session, active, command = [*row.split("\t"), "", ""][:3]
             if active == "11":
                 commands[session] = command
         return commands

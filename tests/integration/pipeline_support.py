@@ -13,8 +13,8 @@ from typing import Any
 from engine.clock import Clock
 from engine.config import Config, config_from_dict
 from engine.core import Engine
-from engine.demo import agent_command
 from engine.tmux import LibtmuxClient
+from engine.workspace import agent_command
 
 
 @dataclass

@@ -137,7 +137,7 @@ def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
 def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: Workspace) -> None:
     ran = ws.root / "ran.log"
     ws.data["pool"]["autonomous"].update(min=1, max=1)
-    ws.add_task("web", "long", f"Long one\nsim: work 3s\nsim: append {ran} long")
+    ws.add_task("web", "long", f"Long one\nsim: work 6s\nsim: append {ran} long")
     first = new_engine(ws)
     run_engine(
         first,
@@ -147,7 +147,8 @@ def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: 
         ),
         timeout=30,
     )
-    assert ws.inbox("web") == ["long.md.dispatched"]  # a clean stop leaves the claim to the next run
+    # a clean stop leaves the claim to the next run
+    assert ws.inbox("web") == ["long.md.dispatched"], ws.events()
     second = new_engine(ws)
     run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=30)
     recovered = [e for e in ws.events() if e["type"] == "recovered"]

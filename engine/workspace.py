@@ -44,10 +44,6 @@ SCRIPTED: tuple[tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]], ...
 )
 
 
-class DemoError(RuntimeError):
-    """The demo could not be set up (tmux missing, workspace not writable)."""
-
-
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -128,38 +124,3 @@ def build_workspace(agents: int, tasks: int | None = None, root: Path | None = N
 
 def remove_workspace(workspace: Workspace) -> None:
     shutil.rmtree(workspace.root, ignore_errors=True)
-
-
-def run_demo(agents: int = 4, tasks: int | None = None, headless: bool = False, keep: bool = False) -> int:
-    """Build the workspace, run the console (or the headless engine) on it, then clean up."""
-    from engine.config import config_from_dict
-    from engine.tmux import LibtmuxClient, TmuxError
-
-    if agents < 1:
-        raise DemoError("--agents must be at least 1")
-    try:
-        workspace = build_workspace(agents, tasks)
-    except OSError as exc:
-        raise DemoError(f"cannot create the demo workspace: {exc}") from exc
-    try:
-        try:
-            tmux = LibtmuxClient(socket_name=workspace.socket_name)
-        except TmuxError as exc:
-            raise DemoError(str(exc)) from exc
-        config = config_from_dict(workspace.config)
-        print(f"demo workspace: {workspace.root}  (tmux -L {workspace.socket_name} attach)", file=sys.stderr)
-        try:
-            if headless:
-                from cfo_tui.headless import run_headless
-
-                return run_headless(config, tmux=tmux, until_idle=True)
-            from cfo_tui.app import run_app
-
-            return run_app(config, tmux=tmux)
-        finally:
-            tmux.kill_server()
-    finally:
-        if keep:
-            print(f"kept {workspace.root}", file=sys.stderr)
-        else:
-            remove_workspace(workspace)
