@@ -8,13 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine import queue as q
-from engine import screen
+from engine import screen, transcript
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Config
+from engine.conversations import conversation_dir, conversation_for
 from engine.durations import format_duration
 from engine.events import Event, EventLog
 from engine.launch import (
@@ -33,6 +35,8 @@ from engine.runtime import Look, Running
 from engine.snapshot import Snapshot, build_snapshot
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
 from engine.stophook import StopHookError, install_stop_hook
+from engine.switcher import Trigger, next_usable, swap
+from engine.symlinks import ensure_links
 from engine.tasks import DoneListing, Task, TaskError, read_task, resolve_dependencies, task_id_of
 from engine.tmux import TmuxClient, TmuxError
 
@@ -43,6 +47,7 @@ LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
+QUOTA_SECOND_LOOK = 2.0
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
 
@@ -77,6 +82,8 @@ class Engine:
         self._wake_watch = asyncio.Event()
         self._projects: dict[str, Path] = {}
         self._pool_lock = threading.Lock()
+        self.swapping = False
+        self.cooldown_until = 0.0
         self._scans = 0
 
     # ----------------------------------------------------------------- events and state
@@ -136,6 +143,26 @@ class Engine:
         run.phase = "finishing"
         self._spawn(self._complete(run, "forced by operator"))
         return True
+
+    def request_swap(self, reason: str) -> str | None:
+        """Move everything to the next usable account now; returns its name, None if there is none."""
+        target = next_usable(self.config, self.state, self.state.active_account, self.clock.now())
+        if target is None or self.swapping:
+            return None
+        self._spawn(self._swap(Trigger(reason=reason)))
+        return target.name
+
+    async def _swap(self, trigger: Trigger) -> None:
+        if self.swapping:
+            return
+        self.swapping = True
+        try:
+            await swap(self, trigger)
+            self.cooldown_until = self.clock.now() + self.config.quota.reactivate_cooldown
+        finally:
+            self.swapping = False
+            self._wake_dispatch.set()
+            self._wake_watch.set()
 
     # ----------------------------------------------------------------- running
 
@@ -199,14 +226,17 @@ class Engine:
                     install_stop_hook(account.home, self.config.watcher.done_signal_dir)
                 except StopHookError as exc:
                     log.error("%s", exc)
-        await asyncio.to_thread(self._ensure_pool, 0)
+        links = await asyncio.to_thread(ensure_links, self.config)
+        for problem in links.problems:
+            log.error("%s: %s", problem.key, problem.message)
+        await asyncio.to_thread(self.ensure_pool_now, 0)
         await self.recover()
         self.save()
         self.emit("started", account=self.state.active_account)
 
     # ----------------------------------------------------------------- recovery
 
-    def _ensure_pool(self, wanted: int) -> None:
+    def ensure_pool_now(self, wanted: int) -> None:
         with self._pool_lock:  # two workers creating the same missing session would collide
             ensure_pool(self.config, self.tmux, wanted)
             live = set(self.tmux.list_sessions())
@@ -300,6 +330,24 @@ class Engine:
             not self.running and self.dispatchable == 0 and self.last_scan.unsettled == 0 and self._scans > 0
         )
 
+    async def _limit_reset(self) -> None:
+        """The earliest limit has reset: resume dispatch, and the waiting conversations where they can run."""
+        now = self.clock.now()
+        self.state.dispatch, self.state.paused_until = "running", None
+        for account in self.state.accounts.values():
+            if account.usable_again_at is not None and account.usable_again_at <= now:
+                account.usable_again_at = None
+        self.save()
+        self.emit("resumed", reason="limit reset", account=self.state.active_account)
+        waiting = [r for r in self.running.values() if r.phase == "waiting"]
+        usable = next_usable(self.config, self.state, None, now)
+        if usable is not None and usable.name != self.state.active_account:
+            await self._swap(Trigger(reason="limit reset"))
+            return
+        for run in waiting:
+            run.phase, run.quota_seen_at = "working", None
+            await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
+
     def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str]]:
         """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions."""
         projects = self._discover()
@@ -309,6 +357,10 @@ class Engine:
         return projects, scan, ready, idle
 
     async def dispatch_once(self) -> None:
+        if self.swapping:
+            return
+        if self.state.paused_until is not None and self.clock.now() >= self.state.paused_until:
+            await self._limit_reset()
         projects, scan, ready, idle = await asyncio.to_thread(self._plan)
         if projects != self._projects:
             self._projects = projects
@@ -325,7 +377,7 @@ class Engine:
         if self.state.dispatch == "paused" or not ready:
             return
         if len(idle) < len(ready):
-            await asyncio.to_thread(self._ensure_pool, len(self.running) + len(ready))
+            await asyncio.to_thread(self.ensure_pool_now, len(self.running) + len(ready))
             idle = await asyncio.to_thread(self._idle_sessions)
         pairs = list(zip(ready, idle, strict=False))
         claims = await asyncio.to_thread(self._claim_all, pairs)
@@ -512,7 +564,7 @@ class Engine:
                 signal.unlink(missing_ok=True)  # a turn that ended on a stop is not a completion
             await self._on_stop(run, stop, now)
             return
-        run.retry_at = None
+        run.retry_at = run.quota_seen_at = None
         ended = (
             screen.turn_ended(look.text, self.patterns)
             and screen.read_state(look.text, self.patterns) == "idle"
@@ -540,10 +592,69 @@ class Engine:
                 run.retry_at = None
                 await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
             return
+        if stop.kind == "quota":
+            await self._on_quota(run, stop, now)
+            return
         run.phase = "finishing"
-        kind = "quota_hit" if stop.kind == "quota" else "auth_failed"
-        self.emit(kind, session=run.session, task=run.task.key, reason=stop.snippet, account=run.account)
+        self.emit(
+            "auth_failed", session=run.session, task=run.task.key, reason=stop.snippet, account=run.account
+        )
         await self._requeue(run, f"the agent stopped: {stop.kind} ({stop.pattern})")
+
+    def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
+        """(reset time if the message names one, whether the transcript's last turn ended on a 429)."""
+        local = datetime.now().astimezone().tzinfo or UTC
+        reset = screen.parse_reset(stop.message, datetime.fromtimestamp(now, local), local, self.patterns)
+        account = self.config.account(run.account)
+        confirmed = False
+        if account is not None:
+            uuid = conversation_for(
+                account.home, run.task.project_dir, f"[{run.task.filename}]", run.started - 60
+            )
+            if uuid is not None:
+                path = conversation_dir(account.home, run.task.project_dir) / f"{uuid}.jsonl"
+                lines, _ = transcript.read_new(path, max(0, path.stat().st_size - 65536))
+                error = transcript.turn_stop(lines)
+                confirmed = error is not None and error.kind == "quota"
+        return (reset.timestamp() if reset else None), confirmed
+
+    async def _on_quota(self, run: Running, stop: screen.Stop, now: float) -> None:
+        """A limit stop: swap at once on strong evidence, else on a second look at least 2 s later."""
+        reset, confirmed = await asyncio.to_thread(self._quota_evidence, run, stop, now)
+        if self.swapping:
+            decision = "swap under way"
+        elif now < self.cooldown_until:
+            decision = "ignored: within the cooldown after a swap"
+        elif reset is not None or confirmed:
+            decision = "swap: " + ("reset time shown" if reset is not None else "transcript 429")
+        elif run.quota_seen_at is None:
+            run.quota_seen_at = now
+            decision = "first look: confirm on a second look"
+        elif now - run.quota_seen_at >= QUOTA_SECOND_LOOK:
+            decision = "swap: seen twice"
+        else:
+            decision = "waiting for the second look"
+        log.warning(
+            "quota: session=%s pattern=%s snippet=%r decision=%s",
+            run.session,
+            stop.pattern,
+            stop.snippet,
+            decision,
+        )
+        if not decision.startswith("swap:"):
+            return
+        self.emit(
+            "quota_hit", session=run.session, task=run.task.key, account=run.account, reason=stop.snippet
+        )
+        await self._swap(
+            Trigger(
+                reason=f"quota: {stop.pattern}",
+                session=run.session,
+                pattern=stop.pattern,
+                snippet=stop.snippet,
+                reset_at=reset,
+            )
+        )
 
     def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
         return {
@@ -628,7 +739,7 @@ class Engine:
                     return
             log.warning("%s: the agent did not exit; the session is recreated", session)
             await asyncio.to_thread(self.tmux.kill_session, session)
-            await asyncio.to_thread(self._ensure_pool, 0)
+            await asyncio.to_thread(self.ensure_pool_now, 0)
         except TmuxError as exc:
             log.error("%s: %s", session, exc)
 

@@ -43,3 +43,17 @@ def live_pool(config: Config, tmux: TmuxClient) -> list[str]:
     """The pool sessions that exist, in range order."""
     live = set(tmux.list_sessions())
     return [n for n in config.pool.autonomous.names() if n in live]
+
+
+def create_sessions(config: Config, tmux: TmuxClient, names: list[str]) -> list[str]:
+    """Create the named pool sessions that do not exist (names outside the range are refused)."""
+    live = set(tmux.list_sessions())
+    created: list[str] = []
+    for name in names:
+        if not config.pool.autonomous.contains(name):
+            log.error("refusing to create %s: not in the autonomous pool's range", name)
+            continue
+        if name not in live:
+            tmux.new_session(name, pool_cwd(config), command=pool_shell())
+            created.append(name)
+    return created

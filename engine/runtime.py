@@ -8,7 +8,7 @@ from typing import Literal
 
 from engine.tasks import Task
 
-Phase = Literal["launching", "working", "finishing"]
+Phase = Literal["launching", "working", "waiting", "finishing"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,4 @@ class Running:
     claimed_at: float = 0.0
     continues: int = 0
     retry_at: float | None = None
+    quota_seen_at: float | None = None
