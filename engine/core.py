@@ -48,6 +48,7 @@ API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 QUOTA_SECOND_LOOK = 2.0
+OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
 
@@ -345,7 +346,7 @@ class Engine:
             await self._swap(Trigger(reason="limit reset"))
             return
         for run in waiting:
-            run.phase, run.quota_seen_at = "working", None
+            run.phase, run.quota_seen_at, run.resumed_at = "working", None, now
             await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
 
     def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str]]:
@@ -425,6 +426,8 @@ class Engine:
             if name not in commands or name in self.running or agent_running(commands[name]):
                 continue
             s = self.state.sessions.get(name)
+            if s and s.state == OUT_OF_POOL:
+                continue
             if s and s.launch_failed_at and now - s.launch_failed_at < LAUNCH_RETRY_AFTER:
                 continue
             idle.append(name)
@@ -572,7 +575,7 @@ class Engine:
         if ended or signalled:
             run.phase = "finishing"
             await self._complete(run, "done signal" if signalled and not ended else "turn ended")
-        elif now - run.started > self.config.watcher.idle_timeout:
+        elif now - max(run.started, run.resumed_at) > self.config.watcher.idle_timeout:
             run.phase = "finishing"
             await self._give_up(
                 run, f"timed out: not finished within {format_duration(self.config.watcher.idle_timeout)}"
@@ -595,11 +598,30 @@ class Engine:
         if stop.kind == "quota":
             await self._on_quota(run, stop, now)
             return
+        await self._on_auth(run, stop)
+
+    async def _on_auth(self, run: Running, stop: screen.Stop) -> None:
+        """Not a quota hit: restart the session once (a fresh agent re-reads its credentials) and
+        requeue the task; a second failure takes the session out of the pool and fails the task."""
         run.phase = "finishing"
+        key = f"auth_failures:{run.session}"
+        self.state.count(key)
+        s = self.session_state(run.session)
+        s.last_fail = Failure(self.clock.now(), f"auth: {stop.snippet}")
         self.emit(
             "auth_failed", session=run.session, task=run.task.key, reason=stop.snippet, account=run.account
         )
-        await self._requeue(run, f"the agent stopped: {stop.kind} ({stop.pattern})")
+        if self.state.counters[key] < 2:
+            await self._requeue(run, f"auth failure ({stop.pattern}); the session restarts")
+            return
+        s.state = OUT_OF_POOL
+        self.emit(
+            "session_disabled",
+            session=run.session,
+            account=run.account,
+            reason=f"auth failed twice: log the account in again ({stop.snippet})",
+        )
+        await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
 
     def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
         """(reset time if the message names one, whether the transcript's last turn ended on a 429)."""
@@ -609,7 +631,7 @@ class Engine:
         confirmed = False
         if account is not None:
             uuid = conversation_for(
-                account.home, run.task.project_dir, f"[{run.task.filename}]", run.started - 60
+                account.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60
             )
             if uuid is not None:
                 path = conversation_dir(account.home, run.task.project_dir) / f"{uuid}.jsonl"
@@ -708,11 +730,12 @@ class Engine:
         self._signal(run.session).unlink(missing_ok=True)
         s = self.session_state(run.session)
         s.task, s.task_path = None, None
+        disabled = s.state == OUT_OF_POOL
         if s.kind == "pool":
-            s.state = "recycling"
+            s.state = OUT_OF_POOL if disabled else "recycling"
             self.save()
             await self._stop_agent(run.session, interrupt=stop_agent)
-        s.state = "idle"
+        s.state = OUT_OF_POOL if disabled else "idle"
         self.running.pop(run.session, None)
         self.save()
         self._wake_dispatch.set()

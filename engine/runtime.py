@@ -34,3 +34,5 @@ class Running:
     continues: int = 0
     retry_at: float | None = None
     quota_seen_at: float | None = None
+    # The idle timeout counts from here: the start, or when a swap or a limit reset resumed the task.
+    resumed_at: float = 0.0

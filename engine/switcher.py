@@ -96,6 +96,7 @@ async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid
         log.error("swap: %s could not be resumed in %s: %s", task.key, run.session, exc)
         return False
     run.account, run.phase, run.retry_at, run.quota_seen_at = account.name, "working", None, None
+    run.resumed_at = engine.clock.now()
     s = engine.session_state(run.session)
     s.state, s.account = "working", account.name
     return True
@@ -163,7 +164,7 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
     uuids = await asyncio.gather(
         *(
             asyncio.to_thread(
-                conversation_for, old.home, r.task.project_dir, f"[{r.task.filename}]", r.started - 60
+                conversation_for, old.home, r.task.project_dir, f"[{r.task.filename}]", r.claimed_at - 60
             )
             for r in moving
         )

@@ -34,7 +34,7 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
         "web",
         "a-limited",
         "Hits the limit\nsim: work 1s\n"
-        f"sim: quota \"You've hit your limit · resets 3am\"\nsim: append {ran} A",
+        f'sim: quota "You\'ve hit your limit · resets 3am"\nsim: append {ran} A',
         age=2,
     )
     ws.add_task("web", "b-long", f"Long work\nsim: work 4s\nsim: append {ran} B", age=1)
@@ -92,3 +92,103 @@ def test_operator_requested_swap_moves_an_idle_pool(ws: Workspace) -> None:
         engine.state.accounts.get("primary") is None
         or engine.state.accounts["primary"].usable_again_at is None
     )
+
+
+def test_a_second_hit_inside_the_cooldown_does_not_swap_back(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    for account in ("primary", "secondary"):
+        (ws.root / "accounts" / account / "sim-quota").write_text("You've hit your limit · resets 3am")
+    ws.add_task("web", "t", "Task\nsim: work 200ms")
+    engine = new_engine(ws)
+
+    def ignored() -> bool:
+        return any("within the cooldown" in r.getMessage() for r in caplog.records)
+
+    run_engine(engine, ignored, timeout=60)
+    assert len(swaps(ws)) == 1
+    assert engine.state.active_account == "secondary"
+
+
+def test_auth_failure_restarts_once_then_takes_the_session_out_of_the_pool(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "login", "Needs a login\nsim: auth")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.failed("web") == ["login.md"], timeout=60)
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.count("auth_failed") == 2 and kinds.count("requeued") == 1
+    assert "session_disabled" in kinds
+    assert swaps(ws) == []  # an auth failure is not a quota hit
+    assert engine.state.sessions["ccl-auto-11"].state == "out of pool"
+    assert "auth failure twice" in (ws.project("web") / ".agent-queue" / "failed" / "login.md").read_text()
+
+
+def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Workspace) -> None:
+    from engine.launch import command_line
+    from engine.symlinks import ensure_links
+    from engine.workspace import agent_command
+    from tests.helpers import wait_until
+
+    vault = ws.project("vault")
+    ws.data["pool"]["dedicated"] = [{"name": "ccl-1-vault", "project": str(vault)}]
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ensure_links(ws.config())
+    primary = ws.root / "accounts" / "primary"
+    command, args = agent_command()
+    ws.tmux.new_session("ccl-1-vault", vault, command=["/bin/sh"])
+    ws.tmux.type_line("ccl-1-vault", command_line(vault, primary, command, args, "sonnet"))
+    wait_until(lambda: "bypass permissions" in ws.tmux.capture("ccl-1-vault"), what="dedicated agent up")
+    ws.tmux.type_line("ccl-1-vault", "hello there")
+    wait_until(lambda: "Done: hello there" in ws.tmux.capture("ccl-1-vault"), what="first answer")
+    (primary / "sim-quota").write_text("You've hit your limit · resets 3am")
+    (primary / "sim-limit-menu").touch()
+    ws.tmux.type_line("ccl-1-vault", "and another")
+    wait_until(lambda: "What do you want to do?" in ws.tmux.capture("ccl-1-vault"), what="limit menu")
+
+    ws.add_task("web", "t", "Pool task\nsim: work 300ms")
+    engine = new_engine(ws)
+    run_engine(
+        engine,
+        lambda: ws.done("web") == ["t.md"] and "--resume" in ws.tmux.capture("ccl-1-vault", 200),
+        timeout=90,
+    )
+    [swap] = swaps(ws)
+    assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
+    pane = ws.tmux.capture("ccl-1-vault", 300)
+    assert "Add funds at" not in pane  # Enter on the menu would have picked an option; Esc closed it
+    assert str(ws.root / "accounts" / "secondary") in pane
+    wait_until(lambda: "bypass permissions" in ws.tmux.capture("ccl-1-vault", 20), what="resumed agent up")
+    folder = conversation_dir(ws.root / "shared", vault)
+    assert len([p for p in os.listdir(folder) if p.endswith(".jsonl")]) == 1
+
+
+def test_every_account_exhausted_pauses_dispatch_until_the_reset(ws: Workspace) -> None:
+    from engine.clock import FakeClock
+
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.data["quota"] = {"reactivate_cooldown": "0s"}
+    homes = [ws.root / "accounts" / a for a in ("primary", "secondary")]
+    for home in homes:
+        (home / "sim-quota").write_text("You've hit your limit · resets 3am")
+    ran = ws.root / "ran.log"
+    ws.add_task("web", "t", f"Task\nsim: work 200ms\nsim: append {ran} done")
+    clock = FakeClock()
+    engine = new_engine(ws, clock=clock)
+    reset_seen: list[float] = []
+
+    def after_exhaustion() -> None:
+        until = engine.state.paused_until
+        if until is not None and not reset_seen:
+            reset_seen.append(until)
+            for home in homes:
+                (home / "sim-quota").unlink()
+            clock.advance(until - clock.now() + 1)
+
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=90, during=after_exhaustion)
+    kinds = [e["type"] for e in ws.events()]
+    assert "all_exhausted" in kinds
+    exhausted = next(e for e in ws.events() if e["type"] == "all_exhausted")
+    assert exhausted["until"] == reset_seen[0]
+    assert kinds.index("all_exhausted") < kinds.index("resumed")
+    assert engine.state.dispatch == "running" and engine.state.paused_until is None
+    assert ran.read_text().split() == ["done"]
