@@ -8,12 +8,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine import queue as q
 from engine import screen, transcript
+from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Config
 from engine.conversations import conversation_dir, conversation_for
@@ -83,6 +85,7 @@ class Engine:
         self._wake_watch = asyncio.Event()
         self._projects: dict[str, Path] = {}
         self._pool_lock = threading.Lock()
+        self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.swapping = False
         self.cooldown_until = 0.0
         self._scans = 0
@@ -181,6 +184,10 @@ class Engine:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start every worker and serve until `stop` is set; state is saved on the way out."""
         stop = stop or asyncio.Event()
+        # Blocking tmux calls run in threads; the default pool (cores + 4) queues a 20-session swap.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=32, thread_name_prefix="cfo")
+        )
         self._wake_dispatch = asyncio.Event()
         self._wake_watch = asyncio.Event()
         await self.startup()
@@ -513,8 +520,8 @@ class Engine:
         )
         try:
             self._signal(run.session).unlink(missing_ok=True)
-            await start_agent(self.tmux, launch, self.patterns)
-            enters = await paste_and_submit(self.tmux, launch, self.patterns)
+            await start_agent(self.tmux, self.reader, launch, self.patterns)
+            enters = await paste_and_submit(self.tmux, self.reader, launch, self.patterns)
             run.phase = "working"
             s.state = "working"
             self.save()
@@ -544,12 +551,22 @@ class Engine:
 
     # ----------------------------------------------------------------- watcher
 
+    def _look_all(self, names: list[str]) -> dict[str, Look]:
+        """One look at every named session in two tmux calls, whatever their number."""
+        commands = self.tmux.pane_commands()
+        texts = self.tmux.capture_many([n for n in names if n in commands], CAPTURE_LINES)
+        return {n: Look(command=commands[n], text=texts[n]) for n in names if n in commands and n in texts}
+
     async def watch_once(self) -> None:
         working = [r for r in self.running.values() if r.phase == "working"]
-        await asyncio.gather(*(self._check(r) for r in working))
+        if not working:
+            return
+        looks = await asyncio.to_thread(self._look_all, [r.session for r in working])
+        await asyncio.gather(*(self._check(r, looks.get(r.session)) for r in working))
 
-    async def _check(self, run: Running) -> None:
-        look = await asyncio.to_thread(self._look, run.session)
+    async def _check(self, run: Running, look: Look | None) -> None:
+        if look is None:  # gone, or vanished between the two calls: make sure before calling it a crash
+            look = await asyncio.to_thread(self._look, run.session)
         if run.phase != "working":
             return
         if look is None:

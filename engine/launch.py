@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import screen
+from engine.batch import PaneReader
 from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
@@ -84,21 +85,15 @@ class Launch:
     pasted_at: float = 0.0
 
 
-async def _capture(tmux: TmuxClient, session: str) -> str:
-    return await asyncio.to_thread(tmux.capture, session, 80)
-
-
-async def wait_for_prompt(tmux: TmuxClient, session: str, timeout: float, patterns: screen.Patterns) -> str:
+async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patterns: screen.Patterns) -> str:
     """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        text = await _capture(tmux, session)
-        if screen.read_state(text, patterns) == "idle" and agent_running(
-            await asyncio.to_thread(tmux.current_command, session)
-        ):
+        text = await reader.capture(session)
+        if screen.read_state(text, patterns) == "idle" and agent_running(await reader.command(session)):
             return text
         if time.monotonic() > deadline:
-            command = await asyncio.to_thread(tmux.current_command, session)
+            command = await reader.command(session)
             raise LaunchError(
                 f"{session}: the agent did not reach its prompt within {timeout:g}s ({command})"
             )
@@ -117,7 +112,9 @@ def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
     return screen.read_state(text, patterns) == "working" or echoed(text, marker)
 
 
-async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> int:
+async def paste_and_submit(
+    tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: screen.Patterns
+) -> int:
     """Paste the message, press a lone Enter after the paste window, confirm; returns Enters sent."""
     await asyncio.to_thread(tmux.send_text, launch.session, launch.message)
     launch.pasted_at = time.time()
@@ -126,10 +123,10 @@ async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Pa
         await asyncio.to_thread(tmux.send_enter, launch.session)
         deadline = time.monotonic() + SUBMIT_CONFIRM
         while time.monotonic() < deadline:
-            text = await _capture(tmux, launch.session)
+            text = await reader.capture(launch.session)
             if submitted(text, launch.marker, patterns):
                 return attempt
-            if not agent_running(await asyncio.to_thread(tmux.current_command, launch.session)):
+            if not agent_running(await reader.command(launch.session)):
                 # It died on the message (a crash, not a refused paste): the watcher counts the crash.
                 return attempt
             await asyncio.sleep(0.1)
@@ -137,11 +134,13 @@ async def paste_and_submit(tmux: TmuxClient, launch: Launch, patterns: screen.Pa
     raise LaunchError(f"{launch.session}: the agent did not take the message after {SUBMIT_ATTEMPTS} Enters")
 
 
-async def start_agent(tmux: TmuxClient, launch: Launch, patterns: screen.Patterns) -> None:
+async def start_agent(
+    tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: screen.Patterns
+) -> None:
     """Type the command line into the session's shell (the dispatcher saw a shell there just before)
     and wait for the agent's prompt."""
     # The last agent's box is still on screen after /exit: clear it so it cannot pass for the new prompt.
     await asyncio.to_thread(tmux.type_line, launch.session, launch.line, True)
     launch.typed_at = time.time()
-    await wait_for_prompt(tmux, launch.session, launch.prompt_timeout, patterns)
+    await wait_for_prompt(reader, launch.session, launch.prompt_timeout, patterns)
     launch.ready_at = time.time()

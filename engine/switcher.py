@@ -90,8 +90,8 @@ async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid
         prompt_timeout=engine.config.agent.prompt_timeout,
     )
     try:
-        await start_agent(engine.tmux, launch, engine.patterns)
-        await paste_and_submit(engine.tmux, launch, engine.patterns)
+        await start_agent(engine.tmux, engine.reader, launch, engine.patterns)
+        await paste_and_submit(engine.tmux, engine.reader, launch, engine.patterns)
     except (LaunchError, TmuxError) as exc:
         log.error("swap: %s could not be resumed in %s: %s", task.key, run.session, exc)
         return False
@@ -170,9 +170,9 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         )
     )
     live = set(await asyncio.to_thread(engine.tmux.list_sessions))
-    for name in config.pool_names:
-        if name in live:
-            await asyncio.to_thread(engine.tmux.kill_session, name)
+    await asyncio.gather(
+        *(asyncio.to_thread(engine.tmux.kill_session, name) for name in config.pool_names if name in live)
+    )
     state.active_account = target.name
     engine.save()
     await asyncio.to_thread(create_sessions, config, engine.tmux, [r.session for r in moving])

@@ -59,6 +59,8 @@ class TmuxClient(Protocol):
 
     def pane_commands(self) -> dict[str, str]: ...
 
+    def capture_many(self, names: Sequence[str], lines: int = 60) -> dict[str, str]: ...
+
     def current_command(self, name: str) -> str: ...
 
     def pane_pid(self, name: str) -> int | None: ...
@@ -214,6 +216,40 @@ class LibtmuxClient:
             if active == "11":
                 commands[session] = command
         return commands
+
+    def capture_many(self, names: Sequence[str], lines: int = 60) -> dict[str, str]:
+        """`capture` of several sessions in one tmux invocation; a session that is gone is left out."""
+        if not names:
+            return {}
+        token = f"@@cfo-{uuid.uuid4().hex}@@"
+        args: list[str] = []
+        for name in names:
+            target = _target(name)
+            args += ["display-message", "-p", "-t", target, token + "#{session_name}", ";"]
+            args += ["capture-pane", "-p", "-t", target, "-S", f"-{lines}", ";"]
+        result = self._server.cmd(*args[:-1])
+        if result.returncode != 0:
+            # tmux stops a sequence at its first error (a vanished session): ask one by one instead.
+            out: dict[str, str] = {}
+            for name in names:
+                try:
+                    out[name] = self.capture(name, lines)
+                except TmuxError:
+                    continue
+            return out
+        texts: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for row in result.stdout:
+            if row.startswith(token):
+                current = texts.setdefault(row[len(token) :], [])
+            elif current is not None:
+                current.append(row)
+        out = {}
+        for name, rows in texts.items():
+            while rows and not rows[-1].strip():
+                rows.pop()
+            out[name] = "\n".join(rows[-lines:])
+        return out
 
     def _display(self, name: str, fmt: str) -> str:
         out = self._cmd("display-message", "-p", "-t", _target(name), fmt)

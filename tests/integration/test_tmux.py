@@ -89,3 +89,15 @@ def test_pane_commands_lists_every_session_in_one_call(tmux: LibtmuxClient, tmp_
     tmux.type_line("sleeper", "sleep 30")
     wait_until(lambda: tmux.pane_commands().get("sleeper") == "sleep", what="sleep in the foreground")
     assert tmux.pane_commands() == {"with space": "sh", "sleeper": "sleep"}
+
+
+def test_capture_many_reads_several_sessions_in_one_call(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    for name, word in (("one", "alpha"), ("two words", "beta")):
+        tmux.new_session(name, tmp_path, command=["sh"])
+        tmux.type_line(name, f"echo {word}-out")
+    wait_until(lambda: "beta-out\n" in tmux.capture("two words") + "\n", what="output")
+    wait_until(lambda: "alpha-out\n" in tmux.capture("one") + "\n", what="output")
+    texts = tmux.capture_many(["one", "two words", "gone"], lines=20)
+    assert set(texts) == {"one", "two words"}
+    assert texts["one"] == tmux.capture("one", 20)
+    assert texts["two words"] == tmux.capture("two words", 20)
