@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,16 @@ def test_restart_requeues_a_claimed_task_whose_agent_is_gone(ws: Workspace) -> N
     run_engine(engine, lambda: ws.done("web") == ["orphan.md"], timeout=30)
     kinds = [e["type"] for e in ws.events() if e.get("task") == "web:orphan"]
     assert kinds[:2] == ["requeued", "dispatched"] and kinds[-1] == "completed"
+
+
+def test_stop_hook_done_signal_completes_a_task_long_before_the_next_poll(ws: Workspace) -> None:
+    ws.data["agent"]["install_stop_hook"] = True
+    ws.data["watcher"]["interval"] = "60s"
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "quick", "Quick one\nsim: work 300ms")
+    engine = new_engine(ws)
+    started = time.monotonic()
+    run_engine(engine, lambda: ws.done("web") == ["quick.md"], timeout=30)
+    assert time.monotonic() - started < 20  # far below the 60 s poll: the signal woke the watcher
+    settings = json.loads((ws.root / "accounts" / "primary" / "settings.json").read_text())
+    assert "agent-done-" in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
