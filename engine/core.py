@@ -88,6 +88,9 @@ class Engine:
         self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.swapping = False
         self.cooldown_until = 0.0
+        self._dedicated_text: dict[str, str] = {}
+        self._dedicated_seen: dict[str, float] = {}
+        self._activity_seen: dict[str, int] = {}
         self._scans = 0
 
     # ----------------------------------------------------------------- events and state
@@ -551,18 +554,33 @@ class Engine:
 
     # ----------------------------------------------------------------- watcher
 
-    def _look_all(self, names: list[str]) -> dict[str, Look]:
-        """One look at every named session in two tmux calls, whatever their number."""
+    def _look_all(self, names: list[str], quiet: list[str]) -> dict[str, Look]:
+        """One look at every session in `names`, and at those in `quiet` whose window printed something
+        since the last look (idle agents print nothing, so they cost nothing): three tmux calls at most."""
         commands = self.tmux.pane_commands()
-        texts = self.tmux.capture_many([n for n in names if n in commands], CAPTURE_LINES)
-        return {n: Look(command=commands[n], text=texts[n]) for n in names if n in commands and n in texts}
+        wanted = [n for n in names if n in commands]
+        if quiet:
+            activity = self.tmux.pane_activity()
+            for name in quiet:
+                stamp = activity.get(name)
+                # Seconds resolution: anything in the second of the last look counts as new again.
+                if name in commands and stamp is not None and stamp >= self._activity_seen.get(name, 0):
+                    wanted.append(name)
+                    self._activity_seen[name] = int(time.time())
+        texts = self.tmux.capture_many(wanted, CAPTURE_LINES)
+        return {n: Look(command=commands[n], text=texts[n]) for n in wanted if n in texts}
 
     async def watch_once(self) -> None:
         working = [r for r in self.running.values() if r.phase == "working"]
-        if not working:
+        dedicated = list(self.config.dedicated_names)
+        if not working and not dedicated:
             return
-        looks = await asyncio.to_thread(self._look_all, [r.session for r in working])
+        awaiting = [n for n in dedicated if n in self._dedicated_seen]  # due a second look, printed or not
+        quiet = [n for n in dedicated if n not in self._dedicated_seen]
+        looks = await asyncio.to_thread(self._look_all, [r.session for r in working] + awaiting, quiet)
         await asyncio.gather(*(self._check(r, looks.get(r.session)) for r in working))
+        if dedicated and not self.swapping:
+            await self._watch_dedicated(looks, self.clock.now())
 
     async def _check(self, run: Running, look: Look | None) -> None:
         if look is None:  # gone, or vanished between the two calls: make sure before calling it a crash
@@ -657,43 +675,87 @@ class Engine:
                 confirmed = error is not None and error.kind == "quota"
         return (reset.timestamp() if reset else None), confirmed
 
-    async def _on_quota(self, run: Running, stop: screen.Stop, now: float) -> None:
-        """A limit stop: swap at once on strong evidence, else on a second look at least 2 s later."""
-        reset, confirmed = await asyncio.to_thread(self._quota_evidence, run, stop, now)
+    def _decide_quota(
+        self, reset: float | None, confirmed: bool, seen_at: float | None, now: float
+    ) -> tuple[str, float | None]:
+        """(decision, first seen): swap at once on strong evidence, else on a second look >= 2 s later."""
         if self.swapping:
-            decision = "swap under way"
-        elif now < self.cooldown_until:
-            decision = "ignored: within the cooldown after a swap"
-        elif reset is not None or confirmed:
-            decision = "swap: " + ("reset time shown" if reset is not None else "transcript 429")
-        elif run.quota_seen_at is None:
-            run.quota_seen_at = now
-            decision = "first look: confirm on a second look"
-        elif now - run.quota_seen_at >= QUOTA_SECOND_LOOK:
-            decision = "swap: seen twice"
-        else:
-            decision = "waiting for the second look"
+            return "swap under way", seen_at
+        if now < self.cooldown_until:
+            return "ignored: within the cooldown after a swap", seen_at
+        if reset is not None or confirmed:
+            return "swap: " + ("reset time shown" if reset is not None else "transcript 429"), seen_at
+        if seen_at is None:
+            return "first look: confirm on a second look", now
+        if now - seen_at >= QUOTA_SECOND_LOOK:
+            return "swap: seen twice", seen_at
+        return "waiting for the second look", seen_at
+
+    async def _quota_hit(
+        self,
+        session: str,
+        stop: screen.Stop,
+        decision: str,
+        reset: float | None,
+        task: str | None,
+        account: str,
+    ) -> None:
         log.warning(
             "quota: session=%s pattern=%s snippet=%r decision=%s",
-            run.session,
+            session,
             stop.pattern,
             stop.snippet,
             decision,
         )
         if not decision.startswith("swap:"):
             return
-        self.emit(
-            "quota_hit", session=run.session, task=run.task.key, account=run.account, reason=stop.snippet
+        self.emit("quota_hit", session=session, task=task, account=account, reason=stop.snippet)
+        trigger = Trigger(
+            reason=f"quota: {stop.pattern}",
+            session=session,
+            pattern=stop.pattern,
+            snippet=stop.snippet,
+            reset_at=reset,
         )
-        await self._swap(
-            Trigger(
-                reason=f"quota: {stop.pattern}",
-                session=run.session,
-                pattern=stop.pattern,
-                snippet=stop.snippet,
-                reset_at=reset,
+        await self._swap(trigger)
+
+    async def _on_quota(self, run: Running, stop: screen.Stop, now: float) -> None:
+        reset, confirmed = await asyncio.to_thread(self._quota_evidence, run, stop, now)
+        decision, run.quota_seen_at = self._decide_quota(reset, confirmed, run.quota_seen_at, now)
+        await self._quota_hit(run.session, stop, decision, reset, run.task.key, run.account)
+
+    async def _watch_dedicated(self, looks: dict[str, Look], now: float) -> None:
+        """Dedicated sessions are never dispatched into, but a limit shown there swaps like any other.
+
+        Only text that is new since the previous look is judged, so an old limit already answered in
+        the scrollback never triggers a swap.
+        """
+        for name in self.config.dedicated_names:
+            look = looks.get(name)
+            previous = self._dedicated_text.get(name)
+            if look is None and name in self._activity_seen and name not in self._dedicated_seen:
+                continue  # nothing printed since the last look
+            if look is None or not agent_running(look.command):
+                self._dedicated_text.pop(name, None)
+                self._dedicated_seen.pop(name, None)
+                continue
+            self._dedicated_text[name] = look.text
+            if previous is None or (previous == look.text and name not in self._dedicated_seen):
+                continue  # first sight is the baseline; unchanged panes cost one string compare
+            awaiting = name in self._dedicated_seen  # the second look judges the whole turn again
+            stop = screen.classify(look.text, self.patterns, since=None if awaiting else previous)
+            if stop is None or stop.kind != "quota":
+                self._dedicated_seen.pop(name, None)
+                continue
+            local = datetime.now().astimezone().tzinfo or UTC
+            parsed = screen.parse_reset(
+                stop.message, datetime.fromtimestamp(now, local), local, self.patterns
             )
-        )
+            reset = parsed.timestamp() if parsed else None
+            decision, seen = self._decide_quota(reset, False, self._dedicated_seen.get(name), now)
+            if seen is not None:
+                self._dedicated_seen[name] = seen
+            await self._quota_hit(name, stop, decision, reset, None, self.state.active_account or "")
 
     def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
         return {

@@ -59,6 +59,8 @@ class TmuxClient(Protocol):
 
     def pane_commands(self) -> dict[str, str]: ...
 
+    def pane_activity(self) -> dict[str, int]: ...
+
     def capture_many(self, names: Sequence[str], lines: int = 60) -> dict[str, str]: ...
 
     def current_command(self, name: str) -> str: ...
@@ -216,6 +218,18 @@ class LibtmuxClient:
             if active == "11":
                 commands[session] = command
         return commands
+
+    def pane_activity(self) -> dict[str, int]:
+        """Session name -> when its window last printed anything (epoch seconds), in one call."""
+        result = self._server.cmd("list-sessions", "-F", "#{session_name}\t#{window_activity}")
+        if result.returncode != 0:
+            return {}
+        activity: dict[str, int] = {}
+        for row in result.stdout:
+            session, _, stamp = row.rpartition("\t")
+            if stamp.isdigit():
+                activity[session] = int(stamp)
+        return activity
 
     def capture_many(self, names: Sequence[str], lines: int = 60) -> dict[str, str]:
         """`capture` of several sessions in one tmux invocation; a session that is gone is left out."""

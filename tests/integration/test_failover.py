@@ -192,3 +192,54 @@ def test_every_account_exhausted_pauses_dispatch_until_the_reset(ws: Workspace) 
     assert kinds.index("all_exhausted") < kinds.index("resumed")
     assert engine.state.dispatch == "running" and engine.state.paused_until is None
     assert ran.read_text().split() == ["done"]
+
+
+def start_dedicated(ws: Workspace, name: str, project: Path) -> None:
+    """A dedicated session with an agent under the first account that has answered one prompt."""
+    from engine.launch import command_line
+    from engine.symlinks import ensure_links
+    from engine.workspace import agent_command
+    from tests.helpers import wait_until
+
+    ws.data["pool"]["dedicated"] = [{"name": name, "project": str(project)}]
+    ensure_links(ws.config())
+    command, args = agent_command()
+    ws.tmux.new_session(name, project, command=["/bin/sh"])
+    ws.tmux.type_line(name, command_line(project, ws.root / "accounts" / "primary", command, args, "sonnet"))
+    wait_until(lambda: "bypass permissions" in ws.tmux.capture(name), what="dedicated agent up")
+    ws.tmux.type_line(name, "hello there")
+    wait_until(lambda: "Done: hello there" in ws.tmux.capture(name), what="first answer")
+
+
+def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(ws: Workspace) -> None:
+    start_dedicated(ws, "ccl-1-vault", ws.project("vault"))
+    engine = new_engine(ws)
+    asked: list[bool] = []
+
+    def hit_the_limit_once_watched() -> None:
+        if not asked and "ccl-1-vault" in engine._dedicated_text:  # after the engine's first look
+            asked.append(True)
+            (ws.root / "accounts" / "primary" / "sim-quota").write_text("Claude usage limit reached.")
+            ws.tmux.type_line("ccl-1-vault", "one more thing")
+
+    run_engine(engine, lambda: bool(swaps(ws)), timeout=60, during=hit_the_limit_once_watched)
+    [swap] = swaps(ws)
+    assert swap["session"] == "ccl-1-vault" and swap["account"] == "secondary"
+    assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
+
+
+def test_an_old_limit_already_in_a_dedicated_pane_at_start_does_not_swap(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.helpers import wait_until
+
+    start_dedicated(ws, "ccl-1-vault", ws.project("vault"))
+    (ws.root / "accounts" / "primary" / "sim-quota").write_text("You've hit your limit · resets 3am")
+    ws.tmux.type_line("ccl-1-vault", "one more thing")
+    wait_until(lambda: "hit your limit" in ws.tmux.capture("ccl-1-vault"), what="the old limit on screen")
+    ws.add_task("web", "t", "Pool task\nsim: work 300ms")
+    (ws.root / "accounts" / "primary" / "sim-quota").unlink()  # the limit has since reset
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    assert swaps(ws) == []
+    assert not [r for r in caplog.records if "quota:" in r.getMessage()]

@@ -5,7 +5,7 @@ a rescan after one file changed, and the dependency pass of a dispatch round, an
 dispatch order is priority then age. No tmux is involved: this is the dispatcher's file work, which
 runs in a thread so the event loop never waits on it.
 
-Run: .venv/bin/python benchmarks/queue.py
+Run: .venv/bin/python benchmarks/queue_scale.py
 """
 
 from __future__ import annotations
