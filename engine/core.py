@@ -341,6 +341,16 @@ class Engine:
             not self.running and self.dispatchable == 0 and self.last_scan.unsettled == 0 and self._scans > 0
         )
 
+    def _prefer_first_due(self) -> bool:
+        """quota.prefer_first: return to the first account once usable, when no task would be moved."""
+        if not self.config.quota.prefer_first or self.running or self.state.dispatch == "paused":
+            return False
+        first = self.config.accounts[0].name
+        if self.state.active_account in (None, first):
+            return False
+        usable = self.state.accounts.get(first)
+        return usable is None or usable.usable_again_at is None or usable.usable_again_at <= self.clock.now()
+
     async def _limit_reset(self) -> None:
         """The earliest limit has reset: resume dispatch, and the waiting conversations where they can run."""
         now = self.clock.now()
@@ -372,6 +382,10 @@ class Engine:
             return
         if self.state.paused_until is not None and self.clock.now() >= self.state.paused_until:
             await self._limit_reset()
+        if self._prefer_first_due():
+            first = self.config.accounts[0].name
+            await self._swap(Trigger(reason=f"back to {first}: its limit has reset", target=first))
+            return
         projects, scan, ready, idle = await asyncio.to_thread(self._plan)
         if projects != self._projects:
             self._projects = projects

@@ -45,6 +45,7 @@ class Trigger:
     pattern: str | None = None
     snippet: str | None = None
     reset_at: float | None = None
+    target: str | None = None  # a named account (prefer_first's return); else the next usable one
 
 
 def next_usable(config: Config, state: State, current: str | None, now: float) -> Account | None:
@@ -144,7 +145,7 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
     old = config.account(old_name) or config.accounts[0]
     if trigger.session is not None:  # an operator's swap leaves the account usable
         mark_exhausted(state, old_name, trigger.reset_at or now + DEFAULT_LIMIT_WINDOW)
-    target = next_usable(config, state, old_name, now)
+    target = config.account(trigger.target) if trigger.target else next_usable(config, state, old_name, now)
     if target is None:
         until = earliest_reset(state)
         state.dispatch, state.paused_until = "paused", until

@@ -243,3 +243,16 @@ def test_an_old_limit_already_in_a_dedicated_pane_at_start_does_not_swap(
     run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
     assert swaps(ws) == []
     assert not [r for r in caplog.records if "quota:" in r.getMessage()]
+
+
+def test_prefer_first_returns_to_the_first_account_when_no_task_would_move(ws: Workspace) -> None:
+    from engine.state import AccountState
+
+    ws.data["quota"] = {"prefer_first": True}
+    engine = new_engine(ws)
+    engine.state.active_account = "secondary"
+    engine.state.accounts["primary"] = AccountState("primary", usable_again_at=engine.clock.now() - 1)
+    run_engine(engine, lambda: bool(swaps(ws)), timeout=30)
+    [swap] = swaps(ws)
+    assert (swap["from_account"], swap["account"]) == ("secondary", "primary")
+    assert engine.state.active_account == "primary"
