@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from engine.workspace import build_workspace, remove_workspace
+
+
+def _hang_up(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class DemoError(RuntimeError):
@@ -18,6 +23,8 @@ def run_demo(agents: int = 4, tasks: int | None = None, headless: bool = False, 
 
     if agents < 1:
         raise DemoError("--agents must be at least 1")
+    # A closed terminal (SIGHUP) must still remove the demo's tmux server and workspace.
+    signal.signal(signal.SIGHUP, _hang_up)
     try:
         workspace = build_workspace(agents, tasks)
     except OSError as exc:

@@ -1,0 +1,705 @@
+"""The operator console: composes the panes, runs the Engine as a worker and renders its snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Protocol
+
+from rich.text import Text
+from textual import events, on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Tab, Tabs
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, WorkType
+
+from cfo_tui.messages import EngineEvent, EngineLog
+from cfo_tui.widgets.confirm import ConfirmScreen
+from cfo_tui.widgets.filter import FilterInput, TaskFilter
+from cfo_tui.widgets.footer import KeysFooter
+from cfo_tui.widgets.format import clock, count, elapsed
+from cfo_tui.widgets.header import SummaryBar, exhausted
+from cfo_tui.widgets.help import HelpScreen
+from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
+from cfo_tui.widgets.queues import (
+    BlockedTable,
+    DelegatedTable,
+    InboxTable,
+    Outcome,
+    RecentTable,
+    matches,
+)
+from cfo_tui.widgets.sessions import SessionsTable
+from cfo_tui.widgets.swaps import SwapsTable
+from engine.config import Config
+from engine.events import Event
+from engine.snapshot import SessionRow, Snapshot
+from engine.tmux import TmuxClient, TmuxError
+
+log = logging.getLogger(__name__)
+
+REFRESH = 0.5
+"""Re-render at most twice a second, however many events arrive in between."""
+IDLE_REFRESH = 1.0
+"""Without events, elapsed times and ages still move: re-render once a second."""
+TAIL_REFRESH = 1.0
+STOP_TIMEOUT = 20.0
+"""How long quitting waits for the engine to stop and save before leaving anyway."""
+RECENT = 50
+REPEAT_TOAST = 60.0
+"""The same engine error is shown again only after this many seconds."""
+QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
+
+BOTTOM: tuple[tuple[str, str], ...] = (
+    ("inbox", "Inbox"),
+    ("blocked", "Blocked"),
+    ("delegated", "Delegated"),
+    ("recent", "Recent"),
+    ("swaps", "Swaps"),
+    ("tail", "Tail"),
+)
+"""The panes under the sessions table, in tab order; on a small terminal one shows at a time."""
+
+
+class EngineApi(Protocol):
+    """What the console needs from the engine: snapshots, events, pane tails and the commands."""
+
+    def snapshot(self) -> Snapshot: ...
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
+
+    async def pane_tail(self, name: str, lines: int = 40) -> str: ...
+
+    def pause_dispatch(self) -> None: ...
+
+    def resume_dispatch(self) -> None: ...
+
+    def force_complete(self, name: str) -> bool: ...
+
+    def request_swap(self, reason: str) -> str | None: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class _ErrorsToApp(logging.Handler):
+    """Posts ERROR records to the app, from whichever thread logged them."""
+
+    def __init__(self, app: CfoApp) -> None:
+        super().__init__(logging.ERROR)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {record.exc_info[1]!r}"
+        with contextlib.suppress(RuntimeError):  # the app's loop has already closed
+            self.app.post_message(EngineLog(text))
+
+
+def next_account(
+    config: Config, active: str | None, usable_at: Mapping[str, float | None], now: float
+) -> str | None:
+    """The account a swap moves to: the first after `active` in config order (wrapping) that is
+    usable at `now`, as the engine chooses it; None if there is none."""
+    names = [a.name for a in config.accounts]
+    start = names.index(active) + 1 if active in names else 0
+    for i in range(len(names)):
+        name = names[(start + i) % len(names)]
+        at = usable_at.get(name)
+        if name != active and (at is None or at <= now):
+            return name
+    return None
+
+
+class CfoApp(App[int]):
+    """Build it with `make_app`; `start_engine=False` and a fixed `now` give a still picture for tests."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "cfo"
+    # Screen classes that app.tcss keys the layout on; Textual types these as instance attributes,
+    # so they cannot be marked ClassVar.
+    HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (40, "-tall")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", tooltip="Stop the engine (its state is saved) and leave", id="quit"),
+        Binding("p", "pause", "Pause", tooltip="Stop dispatching new tasks; running ones go on", id="pause"),
+        Binding("p", "resume", "Resume", tooltip="Dispatch queued tasks again", id="resume"),
+        Binding(
+            "c",
+            "force_complete",
+            "Complete",
+            tooltip="Mark the selected session's task done now (asks first)",
+            id="force-complete",
+        ),
+        Binding("s", "swap", "Swap", tooltip="Fail over to the next account (asks first)", id="swap"),
+        Binding(
+            "enter",
+            "zoom",
+            "Zoom",
+            tooltip="Show the selected session's pane full size",
+            id="zoom",
+            priority=True,
+        ),
+        Binding("slash", "filter", "Filter", tooltip="Filter the task lists", id="filter"),
+        Binding("question_mark", "help", "Help", tooltip="Keys and state words", id="help"),
+        Binding(
+            "left_square_bracket",
+            "cycle_pane(-1)",
+            "Previous tab",
+            show=False,
+            tooltip="The previous pane under the sessions (small terminals)",
+            id="previous-tab",
+        ),
+        Binding(
+            "right_square_bracket",
+            "cycle_pane(1)",
+            "Next tab",
+            show=False,
+            tooltip="The next pane under the sessions (small terminals)",
+            id="next-tab",
+        ),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        engine: EngineApi,
+        *,
+        now: Callable[[], float] | None = None,
+        start_engine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.engine = engine
+        self._now = now or time.time
+        self._start_engine = start_engine
+        self._stop = asyncio.Event()
+        self._engine_worker: Worker[None] | None = None
+        self._engine_note: str | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._snap: Snapshot | None = None
+        self._dirty = False
+        self._rendered_at = 0.0
+        self._filter = ""
+        self._exhausted = False
+        self._quitting = False
+        self._recent: deque[Outcome] = deque(maxlen=RECENT)
+        self._seq = 0
+        self._titles: dict[str, str] = {}
+        self._errors_shown: dict[str, float] = {}
+        self.summary = SummaryBar(id="summary")
+        self.sessions = SessionsTable(id="sessions")
+        self.tabs = Tabs(*(Tab(label, id=f"tab-{pane}") for pane, label in BOTTOM), id="pane-tabs")
+        self.tail = PaneTail(id="tail", classes="bottom")
+        self.inbox = InboxTable(id="inbox", classes="bottom")
+        self.blocked = BlockedTable(id="blocked", classes="bottom")
+        self.delegated = DelegatedTable(id="delegated", classes="bottom")
+        self.swaps = SwapsTable(id="swaps", classes="bottom")
+        self.recent = RecentTable(id="recent", classes="bottom")
+        self.task_filter = TaskFilter(id="filter")
+        self.panes: dict[str, Widget] = {
+            "inbox": self.inbox,
+            "blocked": self.blocked,
+            "delegated": self.delegated,
+            "recent": self.recent,
+            "swaps": self.swaps,
+            "tail": self.tail,
+        }
+
+    # ----------------------------------------------------------------- composition and lifetime
+
+    def compose(self) -> ComposeResult:
+        yield self.summary
+        with Container(id="body"):
+            yield self.sessions
+            yield self.tabs
+            yield self.tail
+            yield self.inbox
+            yield self.blocked
+            yield self.delegated
+            yield self.swaps
+            yield self.recent
+        yield self.task_filter
+        yield KeysFooter()
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.engine.subscribe(self._forward)
+        self.sessions.focus()
+        self.show_snapshot()
+        self.set_interval(REFRESH, self._tick)
+        self.set_interval(TAIL_REFRESH, self.refresh_tail)
+        if self._start_engine:
+            self._engine_worker = self.run_worker(
+                self._serve(), name="engine", group="engine", exclusive=True, exit_on_error=False
+            )
+            self.call_after_refresh(self._freeze_startup_objects)
+
+    def _freeze_startup_objects(self) -> None:
+        # Modules, styles and the widget tree live as long as the console. Moved out of the collector's
+        # sight, they no longer lengthen every full collection, the longest pauses a key can meet.
+        gc.collect()
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def _serve(self) -> None:
+        await self.engine.run(self._stop)
+
+    async def stop_engine(self) -> None:
+        """Ask the engine to stop and wait until it has saved its state."""
+        self._stop.set()
+        worker = self._engine_worker
+        if worker is None or worker.is_finished:
+            return
+        with contextlib.suppress(TimeoutError, WorkerFailed, WorkerCancelled):
+            await asyncio.wait_for(worker.wait(), STOP_TIMEOUT)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            log.error("worker %s failed", worker.name, exc_info=worker.error)
+        if worker.group == "engine":
+            if event.state == WorkerState.ERROR:
+                self._engine_note = f"ENGINE STOPPED: {worker.error}"
+                self.notify(
+                    str(worker.error), title="The engine stopped", severity="error", timeout=60, markup=False
+                )
+            elif event.state == WorkerState.SUCCESS and not self._quitting:
+                self._engine_note = "ENGINE STOPPED"
+            self._dirty = True
+        elif worker.group == "tail" and event.state == WorkerState.ERROR:
+            self.tail.show(self.tail.session, f"could not read the pane: {worker.error}")
+
+    # ----------------------------------------------------------------- engine events
+
+    def _forward(self, event: Event) -> None:
+        """Subscriber callback: runs on whichever thread emitted, so it only posts a message."""
+        with contextlib.suppress(RuntimeError):  # the app's loop has already closed
+            self.post_message(EngineEvent(event))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        self._dirty = True
+        if event.type in ("completed", "failed"):
+            self._seq += 1
+            result = "done" if event.type == "completed" else "failed"
+            self._recent.append(
+                Outcome(self._seq, event.ts, result, event.task or "", event.session, event.reason)
+            )
+        if event.type == "failed":
+            where = f" in {event.session}" if event.session else ""
+            self.notify(
+                f"{event.task or 'a task'}{where}: {event.reason or 'no reason given'}",
+                title="Task failed",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        elif event.type in ("launch_failed", "auth_failed"):
+            title = "Launch failed" if event.type == "launch_failed" else "Login failed"
+            self.notify(f"{event.session}: {event.reason}", title=title, severity="warning", markup=False)
+        elif event.type == "swap":
+            self.show_snapshot()
+            self._toast_swap(event)
+        elif event.type == "all_exhausted":
+            until = event.extra.get("until")
+            self._announce_exhausted(float(until) if isinstance(until, int | float) else None)
+
+    def errors_handler(self) -> logging.Handler:
+        """A logging handler that turns the engine's ERROR records into toasts."""
+        return _ErrorsToApp(self)
+
+    def on_engine_log(self, message: EngineLog) -> None:
+        now = time.monotonic()
+        if now - self._errors_shown.get(message.text, -REPEAT_TOAST) < REPEAT_TOAST:
+            return
+        self._errors_shown[message.text] = now
+        self.notify(message.text, title="Engine error", severity="error", timeout=15, markup=False)
+
+    def _toast_swap(self, event: Event) -> None:
+        swaps = self._snap.swaps if self._snap else ()
+        if swaps:
+            w = swaps[-1]
+            text = f"{w.from_account or '—'} → {w.to_account}"
+            if w.trigger_session:
+                text += f" after {w.trigger_session} hit {w.pattern or 'a limit'}"
+            text += f"; {len(w.sessions_resumed)} session(s) resumed"
+        else:
+            text = f"now on {event.account or 'another account'}"
+        self.notify(text, title="Account swapped", timeout=10, markup=False)
+
+    # ----------------------------------------------------------------- rendering
+
+    def _tick(self) -> None:
+        if self._dirty or time.monotonic() - self._rendered_at >= IDLE_REFRESH:
+            self.show_snapshot()
+
+    def _set_title(self, widget: Widget, title: str) -> None:
+        if widget.border_title != title:
+            widget.border_title = title
+
+    def _set_tab(self, pane: str, label: str) -> None:
+        if self._titles.get(pane) != label:
+            self._titles[pane] = label
+            # A new label can change the tab's width (a layout pass): skip it while the tabs are hidden.
+            if self.tabs.display:
+                self.tabs.query_one(f"#tab-{pane}", Tab).label = label
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Labels skipped while the tabs were hidden catch up once the new layout's classes apply.
+        self.call_after_refresh(self._label_tabs)
+
+    def _label_tabs(self) -> None:
+        if self.tabs.display:
+            for pane, label in self._titles.items():
+                self.tabs.query_one(f"#tab-{pane}", Tab).label = label
+
+    def show_snapshot(self) -> None:
+        """Take the engine's snapshot and render it into every pane (diffed, in one batch)."""
+        snap = self._take_snapshot()
+        now = self._now()
+        self._dirty = False
+        self._rendered_at = time.monotonic()
+        with self.batch_update():
+            self._show_header()
+            self.sessions.show(snap.sessions, now)
+            self._set_title(self.sessions, f"Sessions {len(snap.sessions)}")
+            self._show_queues()
+            self.swaps.show(snap.swaps, now)
+            self.recent.show(tuple(self._recent), now)
+            self._set_tab("recent", f"Recent {len(self._recent)}")
+            self._set_title(self.recent, f"Recent {len(self._recent)}")
+            self._set_tab("swaps", f"Swaps {len(snap.swaps)}")
+            self._set_title(self.swaps, f"Swaps {len(snap.swaps)}")
+
+    def _snapshot(self) -> Snapshot:
+        """The last snapshot taken (one is taken if none was yet)."""
+        return self._snap or self._take_snapshot()
+
+    def _take_snapshot(self) -> Snapshot:
+        snap = self.engine.snapshot()
+        # Until the first snapshot the footer offers Pause; it changes only if the dispatch mode does.
+        shown = self._snap.dispatch if self._snap is not None else "running"
+        self._snap = snap
+        if snap.dispatch != shown:
+            self.refresh_bindings()
+        now = self._now()
+        if exhausted(snap, now):
+            self._announce_exhausted(min(a for a in snap.accounts.values() if a is not None))
+        else:
+            self._exhausted = False
+        return snap
+
+    def _announce_exhausted(self, until: float | None) -> None:
+        """One toast per exhaustion, whether the engine's event or a snapshot tells first."""
+        if self._exhausted:
+            return
+        self._exhausted = True
+        now = self._now()
+        when = (
+            f"the first account is usable again at {clock(until, now)} (in {elapsed(until - now)})"
+            if until is not None
+            else "no account says when it resets"
+        )
+        self.notify(
+            f"Dispatch waits; {when}.",
+            title="All accounts exhausted",
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
+
+    def _show_header(self) -> None:
+        self.summary.show(self._snapshot(), self._now(), self._engine_note)
+
+    def _show_queues(self) -> None:
+        """The task lists from the last snapshot, through the filter."""
+        snap, now = self._snapshot(), self._now()
+        needle = self._filter.lower()
+        note = f" · filter “{self._filter}”" if needle else ""
+        for pane, table, tasks in (
+            ("inbox", self.inbox, snap.inbox),
+            ("blocked", self.blocked, snap.blocked),
+            ("delegated", self.delegated, snap.delegated),
+        ):
+            shown = tuple(t for t in tasks if matches(t, needle)) if needle else tasks
+            table.show(shown, now)
+            name, total = dict(BOTTOM)[pane], count(len(tasks))
+            if needle:
+                self._set_tab(pane, f"{name} {count(len(shown))}/{total}")
+                self._set_title(table, f"{name} {count(len(shown))} of {total}{note}")
+            else:
+                self._set_tab(pane, f"{name} {total}")
+                self._set_title(table, f"{name} {total}")
+
+    # ----------------------------------------------------------------- pane tail
+
+    def selected_session(self) -> SessionRow | None:
+        name = self.sessions.selected_key
+        if name is None or self._snap is None:
+            return None
+        return next((s for s in self._snap.sessions if s.name == name), None)
+
+    def _visible_tail(self) -> PaneTail | None:
+        if isinstance(self.screen, TailScreen):
+            return self.screen.query_one(PaneTail)
+        if self.screen is self.screen_stack[0] and self.tail.display:
+            return self.tail
+        return None
+
+    def refresh_tail(self) -> None:
+        """Fetch the selected session's pane into the visible tail widget (none visible: no fetch)."""
+        tail = self._visible_tail()
+        if tail is None:
+            return
+        name = self.sessions.selected_key
+        if name is None:
+            tail.show(None, "")
+            return
+
+        async def load() -> None:
+            text = await self.engine.pane_tail(name, tail.lines_wanted)
+            if tail.is_mounted:
+                tail.show(name, text)
+
+        # A function, not a coroutine object: a fetch superseded before it starts is dropped cleanly.
+        work: WorkType[None] = load
+        self.run_worker(work, group="tail", exclusive=True, exit_on_error=False)
+
+    @on(DataTable.RowHighlighted, "#sessions")
+    def _session_highlighted(self) -> None:
+        if self.sessions.selected_key != self.tail.session:
+            self.refresh_tail()
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        shown = (event.tab.id or "").removeprefix("tab-")
+        for pane, widget in self.panes.items():
+            widget.set_class(pane == shown, "-shown")
+        if shown == "tail":
+            self.call_after_refresh(self.refresh_tail)
+
+    # ----------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        paused = self._snap is not None and self._snap.dispatch == "paused"
+        if action == "pause":
+            return not paused
+        if action == "resume":
+            return paused
+        if action == "zoom":
+            if isinstance(self.screen, TailScreen):
+                return True
+            # Elsewhere `enter` belongs to the focused input, button or dialog.
+            return self.screen is self.screen_stack[0] and not isinstance(self.focused, Input)
+        if action in ("filter", "cycle_pane"):
+            # They act on the panes under the zoomed tail; hidden there, the footer also fits 80 columns.
+            return not isinstance(self.screen, TailScreen)
+        return True
+
+    def _command(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run an engine command; if it raises, say so instead of taking the console down."""
+        try:
+            return call()
+        except Exception as exc:
+            log.exception("%s failed", what)
+            self.notify(f"{what} failed: {exc}", severity="error", timeout=15, markup=False)
+            return None
+        finally:
+            self._dirty = True
+
+    def action_pause(self) -> None:
+        self._command("pause", self.engine.pause_dispatch)
+        # The header answers the key now; the tables follow on the next tick.
+        self._take_snapshot()
+        self._show_header()
+
+    def action_resume(self) -> None:
+        self._command("resume", self.engine.resume_dispatch)
+        self._take_snapshot()
+        self._show_header()
+
+    def action_force_complete(self) -> None:
+        row = self.selected_session()
+        if row is None:
+            self.notify("No session selected.", severity="warning")
+            return
+        if row.state != "working" or row.task is None:
+            self.notify(f"{row.name} is {row.state}: no task to complete.", severity="warning", markup=False)
+            return
+        name, task = row.name, row.task
+        body = Text.assemble(
+            "Mark ",
+            (task, "bold"),
+            f" ({row.title})\n" if row.title else "\n",
+            "running in ",
+            (name, "bold"),
+            " as done now?\nIts file moves to done/ and the session is recycled.",
+        )
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            if self._command("force-complete", lambda: self.engine.force_complete(name)):
+                self.notify(f"{task} marked done.", title=f"{name} force-completed", markup=False)
+            else:
+                self.notify(f"{name} no longer runs a task.", severity="warning", markup=False)
+
+        self.push_screen(ConfirmScreen("Force-complete this task?", body, "Complete", danger=True), answer)
+
+    def action_swap(self) -> None:
+        snap, now = self._snapshot(), self._now()
+        target = next_account(self.config, snap.active_account, snap.accounts, now)
+        if target is None:
+            self.notify("No other account is usable now.", title="Nothing to swap to", severity="warning")
+            return
+        body = Text.assemble(
+            "Swap from ",
+            (snap.active_account or "—", "bold"),
+            " to ",
+            (target, "bold"),
+            "?\nWorking sessions move to it and resume their tasks;\n",
+            (snap.active_account or "the current account", "bold"),
+            " stays usable.",
+        )
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            result = self._command("swap", lambda: self.engine.request_swap("operator"))
+            if result is None:
+                self.notify("No other account is usable now.", title="Swap refused", severity="error")
+
+        self.push_screen(ConfirmScreen(f"Swap to {target}?", body, f"Swap to {target}"), answer)
+
+    def action_zoom(self) -> None:
+        if isinstance(self.screen, TailScreen):
+            self.pop_screen()
+            return
+        if self.screen is not self.screen_stack[0]:
+            return
+        if self.sessions.selected_key is None:
+            self.notify("No session selected.", severity="warning")
+            return
+        self.push_screen(TailScreen())
+        self.call_after_refresh(self.refresh_tail)
+
+    def action_filter(self) -> None:
+        self.task_filter.add_class("-active")
+        self.task_filter.input.focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_cycle_pane(self, step: int) -> None:
+        if step > 0:
+            self.tabs.action_next_tab()
+        else:
+            self.tabs.action_previous_tab()
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        if self._engine_worker is not None and not self._engine_worker.is_finished:
+            self.notify("Stopping the engine…", timeout=STOP_TIMEOUT)
+        await self.stop_engine()
+        self.exit(0)
+
+    @on(Input.Changed, "#filter FilterInput")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value.strip()
+        with self.batch_update():
+            self._show_queues()
+
+    @on(Input.Submitted, "#filter FilterInput")
+    def _filter_submitted(self) -> None:
+        self.task_filter.set_class(bool(self._filter), "-active")
+        self.sessions.focus()
+
+    @on(FilterInput.Cleared)
+    def _filter_cleared(self) -> None:
+        self.task_filter.remove_class("-active")
+        self.sessions.focus()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self._snap is not None and self._snap.dispatch == "paused":
+            yield SystemCommand("Resume dispatch", "Dispatch queued tasks again (p)", self.action_resume)
+        else:
+            yield SystemCommand(
+                "Pause dispatch", "Stop dispatching new tasks; running ones go on (p)", self.action_pause
+            )
+        yield SystemCommand(
+            "Force-complete the selected session",
+            "Mark its task done now, after a confirmation (c)",
+            self.action_force_complete,
+        )
+        snap = self._snapshot()
+        target = next_account(self.config, snap.active_account, snap.accounts, self._now())
+        yield SystemCommand(
+            "Swap account",
+            f"Fail over to {target or 'the next usable account'}, after a confirmation (s)",
+            self.action_swap,
+        )
+        yield SystemCommand(
+            "Zoom the pane tail", "The selected session's pane, full size (enter)", self.action_zoom
+        )
+        yield SystemCommand(
+            "Filter tasks", "Narrow the task lists by project, id or title (/)", self.action_filter
+        )
+        yield SystemCommand("Help", "Keys and what the state words mean (?)", self.action_help)
+
+
+def make_app(
+    config: Config,
+    engine: EngineApi,
+    *,
+    now: Callable[[], float] | None = None,
+    start_engine: bool = True,
+) -> CfoApp:
+    """The console for `engine`; the CLI, the demo, the snapshot apps and the tests all build it here."""
+    return CfoApp(config, engine, now=now, start_engine=start_engine)
+
+
+def _route_logs(app: CfoApp) -> None:
+    """Engine logs go to the Textual console (`textual console`) and errors to toasts, never onto
+    the screen being drawn."""
+    from textual.logging import TextualHandler
+
+    root = logging.getLogger()
+    root.handlers[:] = [TextualHandler(stderr=False), app.errors_handler()]
+    root.setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_app(config: Config, tmux: TmuxClient | None = None) -> int:
+    """Run the console with a real Engine until the operator quits; 1 if tmux cannot be reached."""
+    from engine.core import Engine
+
+    if tmux is None:
+        from engine.tmux import LibtmuxClient
+
+        try:
+            tmux = LibtmuxClient(socket_name=config.tmux.socket_name)
+        except TmuxError as exc:
+            print(f"cfo: {exc}", file=sys.stderr)
+            return 1
+    app = make_app(config, Engine(config, tmux))
+    _route_logs(app)
+    app.run()
+    return app.return_code or 0

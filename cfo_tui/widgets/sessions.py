@@ -1,0 +1,47 @@
+"""The sessions table: one row per managed session, state as a coloured word, in a stable order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cfo_tui.widgets.format import STATE_STYLES, elapsed, natural_key
+from cfo_tui.widgets.table import Cell, ColumnSpec, LiveTable, Row
+from engine.snapshot import SessionRow
+
+
+def _order(row: SessionRow) -> tuple[int, tuple[str | int, ...]]:
+    return (0 if row.kind == "dedicated" else 1, natural_key(row.name))
+
+
+def session_cells(row: SessionRow, now: float) -> dict[str, Cell]:
+    running = row.started is not None and row.state not in ("idle", "recycling")
+    return {
+        "name": (row.name, "bold" if row.kind == "dedicated" else ""),
+        "kind": (row.kind, "dim"),
+        "state": (row.state, STATE_STYLES.get(row.state, "")),
+        "project": (row.task.split(":", 1)[0] if row.task else "", ""),
+        "task": (row.title or row.task or "", ""),
+        "elapsed": (elapsed(now - row.started) if running and row.started is not None else "", ""),
+        "account": (row.account or "", ""),
+        "model": (row.model or "", "dim"),
+        "fail": (row.last_fail or "", "red"),
+    }
+
+
+class SessionsTable(LiveTable):
+    EMPTY = "no managed session yet"
+    COLUMNS = (
+        ColumnSpec("name", "Session", 12, flex=1),
+        ColumnSpec("kind", "Kind", 9, drop=4),
+        ColumnSpec("state", "State", 11),
+        ColumnSpec("project", "Project", 10, flex=1, drop=6),
+        ColumnSpec("task", "Task", 16, flex=4),
+        ColumnSpec("elapsed", "Elapsed", 7),
+        ColumnSpec("account", "Account", 9, drop=2),
+        ColumnSpec("model", "Model", 6, drop=3),
+        ColumnSpec("fail", "Last failure", 14, flex=3, drop=5),
+    )
+
+    def show(self, sessions: Sequence[SessionRow], now: float) -> None:
+        rows: list[Row] = [(s.name, session_cells(s, now)) for s in sorted(sessions, key=_order)]
+        self.sync(rows)

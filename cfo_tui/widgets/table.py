@@ -1,0 +1,253 @@
+"""LiveTable: a keyed DataTable updated by diffing rows in place, with columns fitted to its width."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual._types import SegmentLines
+from textual.cache import LRUCache
+from textual.widgets import DataTable
+
+Cell = tuple[str, str]
+"""A cell's plain text and Rich style: compared as data; a CellText is made only for what changed."""
+Row = tuple[str, Mapping[str, Cell]]
+"""A row's key and its cells by column key (every column, shown or not)."""
+CELL_CACHE = 1000
+"""Rendered cells kept per table: a 200x60 screen shows a few hundred."""
+ROW_CACHE = 200
+"""Rendered rows and lines kept per table: a screen shows at most about 60."""
+NOTE = "\x00"
+"""Keys of rows that say something about the table (`… 9,900 more`, `nothing blocked`) start with
+NUL, which no session name or task key contains; they are never a selection."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    width: int
+    """Fixed width, or the least width of a flexible column."""
+    flex: int = 0
+    """Share of the spare width; 0 keeps the column at `width`."""
+    drop: int = 0
+    """When the table is too narrow, columns with the highest `drop` go first; 0 never goes."""
+
+
+def fit_columns(specs: Sequence[ColumnSpec], width: int, padding: int) -> tuple[tuple[str, int], ...]:
+    """The columns that fit in `width` cells and their widths, spare width shared by flex."""
+    shown = list(specs)
+
+    def needed(columns: Sequence[ColumnSpec]) -> int:
+        return sum(c.width + 2 * padding for c in columns)
+
+    while needed(shown) > width and any(c.drop for c in shown):
+        shown.remove(max((c for c in shown if c.drop), key=lambda c: c.drop))
+    spare = max(0, width - needed(shown))
+    flexible = [c for c in shown if c.flex]
+    total = sum(c.flex for c in flexible)
+    widths = {c.key: c.width for c in shown}
+    given = 0
+    for c in flexible:
+        share = spare * c.flex // total
+        widths[c.key] += share
+        given += share
+    if flexible:
+        widths[flexible[-1].key] += spare - given
+    return tuple((c.key, widths[c.key]) for c in shown)
+
+
+def note_row(columns: Sequence[ColumnSpec], name: str, text: str) -> Row:
+    """A row that carries `text` in the widest column that is never dropped, and nothing elsewhere."""
+    cells: dict[str, Cell] = {c.key: ("", "") for c in columns}
+    kept = [c for c in columns if not c.drop]
+    target = max(kept, key=lambda c: c.flex) if kept else columns[0]
+    cells[target.key] = (text, "dim italic")
+    return (NOTE + name, cells)
+
+
+class CellText:
+    """One line of styled text, cut with an ellipsis to the width it is given.
+
+    Rendered straight to one segment (no Rich Text layout); a new one replaces it whenever the
+    content changes, which makes the object itself the key of LiveTable's cell cache.
+    """
+
+    __slots__ = ("plain", "style")
+
+    def __init__(self, plain: str, style: str) -> None:
+        self.plain = plain
+        self.style = Style.parse(style) if style else Style.null()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        text = self.plain
+        if cell_len(text) > width:
+            text = set_cell_size(text, width - 1) + "…" if width > 1 else "…"[:width]
+        yield Segment(text, self.style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = cell_len(self.plain)
+        return Measurement(min(width, 1), width)
+
+
+def _text(cell: Cell) -> CellText:
+    return CellText(*cell)
+
+
+class LiveTable(DataTable[CellText]):
+    """Rows are synced by key: changed cells are updated, gone rows removed, new rows added.
+
+    An update rebuilds the rows only when most of them are replaced at once (a new filter); either
+    way the cursor stays on the same row, by key, while the data moves.
+    """
+
+    COLUMNS: ClassVar[tuple[ColumnSpec, ...]] = ()
+    EMPTY: ClassVar[str] = ""
+    """What an empty table says (see `note_row`)."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", cell_padding=1)
+        self._rows: dict[str, Mapping[str, Cell]] = {}
+        self._order: list[str] = []
+        self._layout: tuple[tuple[str, int], ...] = ()
+        self._cell_lines: LRUCache[tuple[object, ...], SegmentLines] = LRUCache(CELL_CACHE)
+        # DataTable keys these caches on its update count, so a live table fills them with lines no
+        # frame will ask for again (its cell cache is behind `_cell_lines`, which is keyed better).
+        # Sized to a screenful, they stop lengthening every garbage collection.
+        self._row_render_cache = LRUCache(ROW_CACHE)
+        self._line_cache = LRUCache(ROW_CACHE)
+        self._row_renderable_cache = LRUCache(ROW_CACHE)
+        self._cell_render_cache = LRUCache(ROW_CACHE)
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> SegmentLines:
+        # DataTable forgets every rendered cell on any update; with 100 live rows an elapsed time
+        # ticking somewhere means repainting them all. Here a cell is rendered again only when its
+        # CellText object (replaced on change, kept alive by the key) or its place or look changed.
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:  # the header row or the row-label column
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            self._data[row_key][column_key],
+            row_index,
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        lines = self._cell_lines.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_lines[key] = lines
+        return lines
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cell_lines.clear()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Row keys in display order."""
+        return tuple(self._order)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self._order or not self._layout:
+            return None
+        key = self._order[min(max(self.cursor_row, 0), len(self._order) - 1)]
+        return None if key.startswith(NOTE) else key
+
+    def select_key(self, key: str) -> None:
+        if key in self._rows and self._layout:
+            self.move_cursor(row=self._order.index(key))
+
+    def cell(self, key: str, column: str) -> str:
+        """The plain text of a cell, for tests and callers that read what is shown."""
+        return self._rows[key][column][0]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._relayout()
+
+    def _relayout(self) -> None:
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return
+        layout = fit_columns(self.COLUMNS, width, self.cell_padding)
+        if layout == self._layout:
+            return
+        selected = self.selected_key
+        # Only a change of width rebuilds the columns; data updates never do.
+        self.clear(columns=True)
+        self._layout = layout
+        labels = {c.key: c.label for c in self.COLUMNS}
+        for key, column_width in layout:
+            self.add_column(labels[key], width=column_width, key=key)
+        for key in self._order:
+            self._add(key)
+        if selected is not None:
+            self.select_key(selected)
+
+    def _add(self, key: str) -> None:
+        cells = self._rows[key]
+        self.add_row(*(_text(cells[column]) for column, _ in self._layout), key=key)
+
+    def sync(self, rows: Sequence[Row]) -> None:
+        """Show `rows` in this order, touching only what changed."""
+        if not rows and self.EMPTY:
+            rows = [note_row(self.COLUMNS, "empty", self.EMPTY)]
+        selected = self.selected_key
+        new = dict(rows)
+        order = [key for key, _ in rows]
+        live = bool(self._layout)
+        if live and 2 * sum(1 for key in self._order if key not in new) > len(self._order):
+            # Most rows are gone (a new filter): one rebuild is cheaper than removing them one by one.
+            self.clear()
+            self._rows, self._order = new, order
+            for key in order:
+                self._add(key)
+            if selected is not None and selected in new:
+                self.select_key(selected)
+            return
+        for key in self._order:
+            if key not in new and live:
+                self.remove_row(key)
+        kept = [key for key in self._order if key in new]
+        if live:
+            for key in kept:
+                old, cells = self._rows[key], new[key]
+                for column, _ in self._layout:
+                    if old[column] != cells[column]:
+                        self.update_cell(key, column, _text(cells[column]))
+        # Rows past the first out-of-place one are re-added in order: cheap for appends and removals.
+        same = 0
+        while same < len(kept) and same < len(order) and kept[same] == order[same]:
+            same += 1
+        if live:
+            for key in kept[same:]:
+                self.remove_row(key)
+        self._rows = new
+        self._order = order
+        if live:
+            for key in order[same:]:
+                self._add(key)
+            if selected is not None and selected in new and self.selected_key != selected:
+                self.select_key(selected)

@@ -1,0 +1,258 @@
+"""The snapshot apps: fixed engine pictures at fixed sizes, shared by the snapshot tests and screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from textual.pilot import Pilot
+
+from cfo_tui.app import CfoApp, make_app
+from engine.events import Event
+from engine.snapshot import SessionRow, Snapshot, SwapRow, TaskRow
+from tests.tui.fakes import NOW, FakeEngine, make_config
+
+AGENT_PANE = (
+    "\x1b[38;5;174m✻\x1b[0m Welcome to \x1b[1mClaude Code\x1b[0m\n"
+    "\n"
+    "\x1b[2m> [042-audit-export.md] Export the audit log as CSV.\x1b[0m\n"
+    "\n"
+    "⏺ Export the audit log as CSV: reading \x1b[1msrc/audit/export.py\x1b[0m and the tests first.\n"
+    "  ⎿  Read \x1b[1m3\x1b[0m files (ctrl+o to expand)\n"
+    "⏺ \x1b[32mUpdate\x1b[0m(src/audit/export.py)\n"
+    "  ⎿  Updated src/audit/export.py with \x1b[32m42 additions\x1b[0m and \x1b[31m7 removals\x1b[0m\n"
+    "\n"
+    "\x1b[38;5;174m✻ Crunching… \x1b[0m\x1b[2m(12m 34s · ↑ 4.2k tokens · esc to interrupt)\x1b[0m\n"
+    "\n"
+    "\x1b[2m────────────────────────────────────────────────────────────────────────────\x1b[0m\n"
+    "❯ \n"
+    "\x1b[2m────────────────────────────────────────────────────────────────────────────\x1b[0m\n"
+    "  \x1b[38;5;211m⏵⏵ bypass permissions on\x1b[0m \x1b[2m(shift+tab to cycle)\x1b[0m\n"
+    "\n"
+    "\n"
+)
+
+
+def _session(
+    name: str,
+    state: str,
+    task: str | None = None,
+    title: str | None = None,
+    started: float | None = None,
+    model: str | None = "sonnet",
+    last_fail: str | None = None,
+    account: str | None = "primary",
+) -> SessionRow:
+    kind = "dedicated" if name == "ccl-1-conformvault" else "pool"
+    return SessionRow(name, kind, state, task, title, account, model, started, last_fail)
+
+
+SESSIONS = (
+    _session(
+        "ccl-auto-11", "working", "billing-api:001-fix-rounding", "Fix rounding of refunds", NOW - 95, "opus"
+    ),
+    _session(
+        "ccl-auto-12",
+        "working",
+        "webapp:002-quota-banner",
+        "Show a banner when the API says usage limit reached",
+        NOW - 3723,
+    ),
+    _session("ccl-auto-13", "launching", "docs site:001-changelog", "Write the changelog entry", NOW - 4),
+    _session("ccl-auto-14", "idle", last_fail="crashed: the agent exited (bash is in the foreground)"),
+    _session(
+        "ccl-auto-15",
+        "stalled",
+        "billing-api:002-flaky-server",
+        "Retry flaky webhooks",
+        NOW - 1500,
+        last_fail="API error 4 times: 529 overloaded_error",
+    ),
+    _session("ccl-auto-16", "recycling"),
+    _session("ccl-auto-17", "out of pool", last_fail="auth failed twice: Not logged in · Please run /login"),
+    _session("ccl-auto-102", "idle", model=None, account=None),
+    _session(
+        "ccl-1-conformvault",
+        "working",
+        "conformvault:042-audit-export",
+        "Export the audit log as CSV",
+        NOW - 754,
+        "opus",
+    ),
+)
+
+INBOX = (
+    TaskRow(
+        "billing-api:003-refund-webhook",
+        "billing-api",
+        "Handle refund webhooks delivered twice",
+        "critical",
+        NOW - 300,
+    ),
+    TaskRow("webapp:004-login-rate-limit", "webapp", "Rate-limit the login endpoint", "high", NOW - 1800),
+    TaskRow(
+        "webapp:005-translate-settings",
+        "webapp",
+        "Translate the settings page into German, French, Spanish and Italian, keeping the glossary terms",
+        "default",
+        NOW - 7200,
+    ),
+    TaskRow(
+        "docs site:003-export-format", "docs site", "Describe the new export format", "default", NOW - 90_000
+    ),
+    TaskRow("docs site:004-faq-typos", "docs site", "Fix typos in the FAQ", "low", NOW - 200_000),
+)
+
+BLOCKED = (
+    TaskRow(
+        "docs site:002-document-refunds",
+        "docs site",
+        "Document the refund rounding fix",
+        "default",
+        NOW - 4000,
+        blocked_since=NOW - 3600,
+        waiting_for="billing-api:001-fix-rounding",
+    ),
+    TaskRow(
+        "webapp:006-release-notes",
+        "webapp",
+        "Draft the release notes",
+        "low",
+        NOW - 900,
+        blocked_since=NOW - 600,
+        waiting_for="webapp:004-login-rate-limit, billing-api:003-refund-webhook",
+    ),
+    TaskRow(
+        "billing-api:008-bad-dep",
+        "billing-api",
+        "Migrate the ledger",
+        "default",
+        NOW - 90_000,
+        blocked_since=NOW - 86_000,
+        waiting_for="unsafe depends_on entry '../../etc'",
+    ),
+)
+
+DELEGATED = (TaskRow("billing-api:007-lint", "billing-api", "Fix the lint warnings", "low", NOW - 400),)
+
+OLD_SWAP = SwapRow(
+    NOW - 7000,
+    "secondary",
+    "primary",
+    "ccl-auto-12",
+    "usage limit",
+    "You've hit your usage limit · resets 1am",
+    ("ccl-auto-11", "ccl-auto-12"),
+    4.2,
+)
+
+NEW_SWAP = SwapRow(
+    NOW - 20,
+    "primary",
+    "secondary",
+    "ccl-auto-12",
+    "5-hour limit reached",
+    "5-hour limit reached ∙ resets 10am",
+    ("ccl-1-conformvault", "ccl-auto-11", "ccl-auto-12"),
+    3.1,
+)
+
+
+def busy() -> Snapshot:
+    return Snapshot(
+        taken_at=NOW,
+        active_account="primary",
+        dispatch="running",
+        accounts={"primary": None, "secondary": None},
+        sessions=SESSIONS,
+        inbox=INBOX,
+        blocked=BLOCKED,
+        delegated=DELEGATED,
+        swaps=(OLD_SWAP,),
+        counters={"completed": 37, "failed": 2},
+    )
+
+
+def empty() -> Snapshot:
+    return Snapshot(
+        taken_at=NOW,
+        active_account="primary",
+        dispatch="running",
+        accounts={"primary": None, "secondary": None},
+        sessions=(),
+        inbox=(),
+        blocked=(),
+        delegated=(),
+        swaps=(),
+    )
+
+
+def swapped() -> Snapshot:
+    moved = tuple(replace(s, account="secondary") if s.state == "working" else s for s in SESSIONS)
+    return replace(
+        busy(),
+        sessions=moved,
+        active_account="secondary",
+        accounts={"primary": NOW + 7200, "secondary": None},
+        swaps=(OLD_SWAP, NEW_SWAP),
+    )
+
+
+def exhausted() -> Snapshot:
+    return replace(swapped(), accounts={"primary": NOW + 7200, "secondary": NOW + 3000}, dispatch="paused")
+
+
+def app_for(snap: Snapshot, swap_to: str | None = "secondary") -> CfoApp:
+    engine = FakeEngine(snap, tails={"ccl-1-conformvault": AGENT_PANE}, swap_to=swap_to)
+    return still(make_app(make_config(), engine, now=lambda: NOW, start_engine=False))
+
+
+def still(app: CfoApp) -> CfoApp:
+    """No animations: a picture never depends on how far a tab underline had slid."""
+    app.animation_level = "none"
+    return app
+
+
+async def settle(pilot: Pilot[int]) -> None:
+    """Wait for the pane tail fetch and the layout, so the picture does not depend on timing."""
+    await pilot.pause()
+    # The engine worker (when started) runs until quit; only the short fetches are waited for.
+    fetches = [w for w in pilot.app.workers if w.group != "engine"]
+    if fetches:
+        await pilot.app.workers.wait_for_complete(fetches)
+    await pilot.pause()
+
+
+async def after_swap_event(pilot: Pilot[int]) -> None:
+    app = pilot.app
+    assert isinstance(app, CfoApp) and isinstance(app.engine, FakeEngine)
+    app.engine.emit(Event("swap", NOW - 20, session="ccl-auto-12", account="secondary", reason="quota"))
+    await settle(pilot)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    build: Callable[[], CfoApp]
+    size: tuple[int, int]
+    press: tuple[str, ...] = ()
+    before: Callable[[Pilot[int]], Awaitable[None]] = settle
+
+
+SCENES: dict[str, Scene] = {
+    scene.name: scene
+    for scene in (
+        Scene("empty_pool", lambda: app_for(empty()), (120, 30)),
+        Scene("busy_pool", lambda: app_for(busy()), (200, 60)),
+        Scene("busy_pool_80x24", lambda: app_for(busy()), (80, 24)),
+        Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
+        Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
+        Scene("after_swap", lambda: app_for(swapped()), (200, 60), before=after_swap_event),
+        Scene("dispatch_paused", lambda: app_for(replace(busy(), dispatch="paused")), (120, 36)),
+        Scene("all_exhausted", lambda: app_for(exhausted()), (120, 36)),
+        Scene("help_screen", lambda: app_for(busy()), (80, 24), press=("question_mark",)),
+        Scene("swap_confirm", lambda: app_for(busy()), (80, 24), press=("s",)),
+        Scene("zoomed_tail", lambda: app_for(busy()), (100, 30), press=("enter",)),
+        Scene("filtered", lambda: app_for(busy()), (120, 36), press=("slash", *"app", "enter")),
+    )
+}

@@ -1,0 +1,405 @@
+"""Pilot tests: each key calls the right engine command, and the screen then shows the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import Static, Tabs
+from textual.widgets._footer import FooterKey
+from textual.widgets.data_table import RowKey
+
+from cfo_tui.app import CfoApp, make_app, next_account, run_app
+from cfo_tui.widgets.confirm import ConfirmScreen
+from cfo_tui.widgets.help import HelpScreen
+from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
+from cfo_tui.widgets.queues import INBOX_ROWS
+from cfo_tui.widgets.table import CellText
+from engine import tmux as engine_tmux
+from engine.events import Event
+from engine.snapshot import Snapshot, TaskRow
+from engine.tmux import TmuxError
+from tests.tui.fakes import NOW, FakeEngine, make_config
+from tests.tui.scenes import AGENT_PANE, busy, settle, still
+
+Script = Callable[[Pilot[int], CfoApp, FakeEngine], Awaitable[None]]
+
+
+def drive(
+    script: Script,
+    snap: Snapshot | None = None,
+    size: tuple[int, int] = (120, 36),
+    swap_to: str | None = "secondary",
+    start_engine: bool = False,
+    engine: FakeEngine | None = None,
+) -> CfoApp:
+    """Run `script` against a console on a recording fake engine."""
+    fake = engine or FakeEngine(snap or busy(), tails={"ccl-1-conformvault": AGENT_PANE}, swap_to=swap_to)
+    app = still(make_app(make_config(), fake, now=lambda: NOW, start_engine=start_engine))
+
+    async def main() -> None:
+        async with app.run_test(size=size, notifications=True) as pilot:
+            await settle(pilot)
+            await script(pilot, app, fake)
+
+    asyncio.run(main())
+    return app
+
+
+def header(app: CfoApp) -> str:
+    return app.summary.text.plain
+
+
+def toasts(app: CfoApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+def footer_actions(app: CfoApp) -> set[str]:
+    return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
+
+
+def test_p_pauses_dispatch_and_p_again_resumes_it() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("p")
+        assert engine.calls == [("pause_dispatch",)]
+        assert "PAUSED" in header(app)
+        assert "resume" in footer_actions(app) and "pause" not in footer_actions(app)
+        await pilot.press("p")
+        assert engine.calls == [("pause_dispatch",), ("resume_dispatch",)]
+        assert "RUNNING" in header(app)
+        assert "pause" in footer_actions(app)
+
+    drive(script)
+
+
+def test_toggling_dispatch_leaves_no_dead_footer_keys_behind() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press(*"pppppp")
+        gc.collect()
+        keys = [o for o in gc.get_objects() if isinstance(o, FooterKey) and o.app is app]
+        assert keys and all(k.is_attached for k in keys)
+
+    drive(script)
+
+
+def test_c_asks_first_then_force_completes_the_selected_session() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        app.sessions.select_key("ccl-auto-11")
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert engine.calls == []
+        await pilot.press("y")
+        await pilot.pause()
+        assert engine.calls == [("force_complete", "ccl-auto-11")]
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("billing-api:001-fix-rounding marked done" in t for t in toasts(app))
+
+    drive(script)
+
+
+def test_c_cancelled_leaves_the_task_running() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("c", "n")
+        await pilot.pause()
+        assert engine.calls == []
+        assert app.screen is app.screen_stack[0]
+
+    drive(script)
+
+
+def test_c_on_an_idle_session_only_warns() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        app.sessions.select_key("ccl-auto-14")
+        await pilot.press("c")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert engine.calls == []
+        assert any("ccl-auto-14 is idle" in t for t in toasts(app))
+
+    drive(script)
+
+
+def test_s_names_the_next_account_then_requests_the_swap() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "secondary" in str(app.screen.query_one("#dialog-body", Static).content)
+        await pilot.press("y")
+        await pilot.pause()
+        assert engine.calls == [("request_swap", "operator")]
+        assert any(t.startswith("Account swapped: primary → secondary") for t in toasts(app))
+        assert "account secondary" in header(app)
+        assert len(app.swaps.keys) == 2
+
+    drive(script)
+
+
+def test_s_when_no_other_account_is_usable_says_the_swap_was_refused() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("s", "y")
+        await pilot.pause()
+        assert engine.calls == [("request_swap", "operator")]
+        assert any(t.startswith("Swap refused") for t in toasts(app))
+        assert "account primary" in header(app)
+
+    drive(script, swap_to=None)
+
+
+def test_the_swap_target_is_the_next_usable_account_in_config_order() -> None:
+    config = make_config(("a", "b", "c"))
+    free: dict[str, float | None] = {"a": None, "b": None, "c": None}
+    assert next_account(config, "a", free, NOW) == "b"
+    assert next_account(config, "c", free, NOW) == "a"
+    assert next_account(config, None, free, NOW) == "a"
+    assert next_account(config, "a", {**free, "b": NOW + 60}, NOW) == "c"
+    assert next_account(config, "a", {**free, "b": NOW - 60}, NOW) == "b"
+    assert next_account(config, "a", {"a": None, "b": NOW + 1, "c": NOW + 1}, NOW) is None
+    assert next_account(make_config(("only",)), "only", {"only": None}, NOW) is None
+
+
+def test_s_with_every_other_account_limited_only_warns() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("s")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert engine.calls == []
+        assert any(t.startswith("Nothing to swap to") for t in toasts(app))
+
+    drive(script, snap=replace(busy(), accounts={"primary": None, "secondary": NOW + 600}))
+
+
+def test_enter_zooms_the_selected_pane_and_enter_or_escape_come_back() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TailScreen)
+        zoomed = app.screen.query_one(PaneTail)
+        assert zoomed.session == "ccl-1-conformvault"
+        assert "Crunching" in zoomed.text.plain
+        await pilot.press("enter")
+        assert app.screen is app.screen_stack[0]
+        await pilot.press("enter", "escape")
+        assert app.screen is app.screen_stack[0]
+        assert engine.calls == []
+
+    drive(script)
+
+
+def test_slash_filters_the_task_lists_and_escape_clears_the_filter() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("slash", *"app")
+        assert app.inbox.keys == ("webapp:004-login-rate-limit", "webapp:005-translate-settings")
+        assert app.blocked.keys == ("webapp:006-release-notes",)
+        assert app.inbox.border_title == "Inbox 2 of 5 · filter “app”"
+        await pilot.press("enter")
+        assert app.focused is app.sessions
+        assert app.task_filter.display
+        await pilot.press("slash", "escape")
+        assert len(app.inbox.keys) == 5
+        assert not app.task_filter.display
+        # Letters typed into the filter are text, never commands.
+        assert engine.calls == []
+
+    drive(script)
+
+
+def test_question_mark_opens_help_and_escape_closes_it() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+
+    drive(script)
+
+
+def test_q_stops_the_engine_and_exits_cleanly() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert not engine.stopped
+        await pilot.press("q")
+        await pilot.pause()
+
+    engine = FakeEngine(busy())
+    app = drive(script, engine=engine, start_engine=True)
+    assert engine.stopped
+    assert app.return_code == 0
+
+
+def test_an_engine_that_dies_is_shown_in_the_header() -> None:
+    class Crashing(FakeEngine):
+        async def run(self, stop: asyncio.Event) -> None:
+            raise RuntimeError("state file unreadable")
+
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await settle(pilot)
+        app.show_snapshot()
+        assert "ENGINE STOPPED: state file unreadable" in header(app)
+        assert any(t.startswith("The engine stopped") for t in toasts(app))
+
+    drive(script, engine=Crashing(busy()), start_engine=True)
+
+
+def test_the_selection_stays_on_its_session_while_rows_come_and_go() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        app.sessions.select_key("ccl-auto-13")
+        sessions = [s for s in engine.snap.sessions if s.name not in ("ccl-auto-11", "ccl-auto-12")]
+        sessions[0] = replace(sessions[0], state="stalled")
+        sessions.append(replace(sessions[-1], name="ccl-auto-12b"))
+        engine.snap = replace(
+            engine.snap,
+            sessions=tuple(s if s.name != "ccl-auto-13" else replace(s, state="working") for s in sessions),
+        )
+        app.show_snapshot()
+        await pilot.pause()
+        assert app.sessions.selected_key == "ccl-auto-13"
+        assert app.sessions.cell("ccl-auto-13", "state") == "working"
+        assert "ccl-auto-11" not in app.sessions.keys
+
+    drive(script)
+
+
+def test_an_update_changes_cells_in_place_instead_of_rebuilding_rows() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        added: list[str | None] = []
+        original = app.sessions.add_row
+
+        def spy(
+            *cells: CellText, height: int | None = 1, key: str | None = None, label: str | Text | None = None
+        ) -> RowKey:
+            added.append(key)
+            return original(*cells, height=height, key=key, label=label)
+
+        app.sessions.add_row = spy  # type: ignore[method-assign]
+        engine.snap = replace(
+            engine.snap,
+            sessions=tuple(
+                replace(s, state="idle") if s.name == "ccl-auto-12" else s for s in engine.snap.sessions
+            ),
+        )
+        app.show_snapshot()
+        assert added == []
+        assert app.sessions.cell("ccl-auto-12", "state") == "idle"
+
+    drive(script)
+
+
+def test_the_inbox_renders_the_head_of_a_huge_queue_and_counts_the_rest() -> None:
+    inbox = tuple(TaskRow(f"p:{i:05d}", "p", f"task {i}", "default", NOW - 10_000 + i) for i in range(10_000))
+
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert len(app.inbox.keys) == INBOX_ROWS + 1
+        assert app.inbox.keys[0] == "p:00000"
+        assert app.inbox.cell(app.inbox.keys[-1], "title") == "… and 9,900 more"
+        assert "10,000 queued" in header(app)
+
+    drive(script, snap=replace(busy(), inbox=inbox))
+
+
+def test_failures_and_swaps_arrive_as_toasts_even_from_worker_threads() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        failed = Event(
+            "failed", NOW, session="ccl-auto-15", task="billing-api:002-flaky-server", reason="timed out"
+        )
+        thread = threading.Thread(target=engine.emit, args=(failed,))
+        thread.start()
+        thread.join()
+        engine.emit(Event("completed", NOW, session="ccl-auto-11", task="billing-api:001-fix-rounding"))
+        await pilot.pause()
+        await pilot.pause()
+        assert any(
+            t == "Task failed: billing-api:002-flaky-server in ccl-auto-15: timed out" for t in toasts(app)
+        )
+        app.show_snapshot()
+        assert sorted(app.recent.cell(k, "result") for k in app.recent.keys) == ["done", "failed"]
+
+    drive(script)
+
+
+def test_engine_errors_become_toasts_once_a_minute_each() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        logger = logging.getLogger("engine.core")
+        handler = app.errors_handler()
+        logger.addHandler(handler)
+        try:
+            logger.error("launch of %s failed: %s", "web:1", "no prompt")
+            logger.error("launch of %s failed: %s", "web:1", "no prompt")
+            logger.warning("only a warning")
+            await pilot.pause()
+        finally:
+            logger.removeHandler(handler)
+        assert [t for t in toasts(app) if t.startswith("Engine error")] == [
+            "Engine error: launch of web:1 failed: no prompt"
+        ]
+
+    drive(script)
+
+
+def test_all_accounts_exhausted_is_announced_once_by_event_or_snapshot() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        engine.snap = replace(engine.snap, accounts={"primary": NOW + 60, "secondary": NOW + 3600})
+        engine.emit(Event("all_exhausted", NOW, account="primary", extra={"until": NOW + 60}))
+        await pilot.pause()
+        app.show_snapshot()
+        app.show_snapshot()
+        assert [t for t in toasts(app) if t.startswith("All accounts exhausted")] == [
+            "All accounts exhausted: Dispatch waits; the first account is usable again at 08:01:00 "
+            "(in 1m 00s)."
+        ]
+        assert "ALL ACCOUNTS EXHAUSTED" in header(app)
+
+    drive(script)
+
+
+def test_the_tail_follows_the_selection_and_fetches_only_that_session() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("down")
+        await settle(pilot)
+        assert app.tail.session == "ccl-auto-11"
+        assert set(engine.tail_requests) <= {"ccl-1-conformvault", "ccl-auto-11"}
+        assert engine.tail_requests[-1] == "ccl-auto-11"
+
+    drive(script, size=(200, 60))
+
+
+def test_a_small_terminal_shows_one_pane_under_the_sessions_behind_tabs() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        shown = [pane for pane, widget in app.panes.items() if widget.display]
+        assert app.query_one(Tabs).display and shown == ["inbox"]
+        await pilot.press("right_square_bracket")
+        assert [pane for pane, widget in app.panes.items() if widget.display] == ["blocked"]
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert [pane for pane, widget in app.panes.items() if widget.display] == ["tail"]
+
+    drive(script, size=(80, 24))
+
+
+def test_every_action_is_in_the_command_palette() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {
+            "Pause dispatch",
+            "Force-complete the selected session",
+            "Swap account",
+            "Zoom the pane tail",
+            "Filter tasks",
+            "Help",
+            "Quit",
+        } <= titles
+
+    drive(script)
+
+
+def test_run_app_without_tmux_says_so_in_one_line_and_returns_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_tmux(socket_name: str | None = None) -> None:
+        raise TmuxError("tmux is not installed; install it (apt-get install tmux)")
+
+    monkeypatch.setattr(engine_tmux, "LibtmuxClient", no_tmux)
+    assert run_app(make_config()) == 1
+    assert capsys.readouterr().err == "cfo: tmux is not installed; install it (apt-get install tmux)\n"

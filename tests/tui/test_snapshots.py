@@ -1,0 +1,54 @@
+"""Pictures of the console on fixed engine states; a change to one is made on purpose (--snapshot-update)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.tui.scenes import SCENES
+
+SnapCompare = Callable[..., bool]
+
+
+def looks_as_approved(snap_compare: SnapCompare, name: str) -> bool:
+    scene = SCENES[name]
+    return snap_compare(scene.build(), terminal_size=scene.size, press=scene.press, run_before=scene.before)
+
+
+def test_empty_pool(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "empty_pool")
+
+
+def test_busy_pool_with_mixed_states_at_200x60(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "busy_pool")
+
+
+def test_busy_pool_at_80x24(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "busy_pool_80x24")
+
+
+def test_pane_tail_tab_at_80x24(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "tail_tab_80x24")
+
+
+def test_blocked_queue(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "blocked_queue")
+
+
+def test_after_a_swap(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "after_swap")
+
+
+def test_dispatch_paused(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "dispatch_paused")
+
+
+def test_all_accounts_exhausted(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "all_exhausted")
+
+
+def test_help_screen(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "help_screen")
+
+
+def test_swap_confirm_modal_names_the_target(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "swap_confirm")
