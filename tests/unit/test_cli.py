@@ -94,3 +94,15 @@ def test_a_missing_config_is_one_clear_line(tmp_path: Path) -> None:
     result = cfo("--no-ui", "--config", str(tmp_path / "absent.yaml"))
     assert result.returncode == 1
     assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_screen_prefers_the_transcripts_structured_signal(tmp_path: Path) -> None:
+    transcripts = DATA.parent / "transcripts"
+    pane = str(DATA / "real-idle-after-turn.txt")
+    config = str(tmp_path / "none.yaml")
+    plain = json.loads(cfo("screen", pane, "--config", config).stdout)
+    with_429 = json.loads(
+        cfo("screen", pane, "--transcript", str(transcripts / "quota-429.jsonl"), "--config", config).stdout
+    )
+    assert plain["stop"] is None
+    assert with_429["stop"] == "quota" and with_429["pattern"].startswith("transcript:")
