@@ -17,7 +17,7 @@ from engine import queue as q
 from engine import screen, transcript
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
-from engine.config import Config
+from engine.config import Account, Config
 from engine.conversations import conversation_dir, conversation_for
 from engine.durations import format_duration
 from engine.events import Event, EventLog
@@ -50,6 +50,7 @@ API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 QUOTA_SECOND_LOOK = 2.0
+CONTINUE = "continue"  # what a resumed conversation is told
 OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
@@ -367,7 +368,7 @@ class Engine:
             return
         for run in waiting:
             run.phase, run.quota_seen_at, run.resumed_at = "working", None, now
-            await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
+            await asyncio.to_thread(self.tmux.type_line, run.session, CONTINUE)
 
     def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str]]:
         """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions."""
@@ -516,25 +517,29 @@ class Engine:
         s.assigned_at, s.account, s.model = run.started, account.name, run.model
         return run
 
+    def make_launch(
+        self, run: Running, account: Account, resume_id: str | None, resumed: bool = False
+    ) -> Launch:
+        """What to type for `run` under `account`: the task's message, or just "continue" when `resumed`
+        (the conversation `resume_id` already holds the task)."""
+        agent = self.config.agent
+        task = run.task
+        return Launch(
+            session=run.session,
+            line=command_line(
+                task.project_dir, account.home, agent.command, agent.args, run.model, resume_id
+            ),
+            message=CONTINUE if resumed else render_message(agent.message_template, task.filename, task.body),
+            marker=CONTINUE if resumed else f"[{task.filename}]",
+            prompt_timeout=agent.prompt_timeout,
+        )
+
     async def _launch(self, run: Running) -> None:
         task = run.task
         account = self.config.account(run.account) or self.config.accounts[0]
         s = self.session_state(run.session)
         resume = await asyncio.to_thread(self._resume_id, run.session)
-        launch = Launch(
-            session=run.session,
-            line=command_line(
-                task.project_dir,
-                account.home,
-                self.config.agent.command,
-                self.config.agent.args,
-                run.model,
-                resume,
-            ),
-            message=render_message(self.config.agent.message_template, task.filename, task.body),
-            marker=f"[{task.filename}]",
-            prompt_timeout=self.config.agent.prompt_timeout,
-        )
+        launch = self.make_launch(run, account, resume)
         try:
             self._signal(run.session).unlink(missing_ok=True)
             await start_agent(self.tmux, self.reader, launch, self.patterns)
@@ -642,7 +647,7 @@ class Engine:
             elif now >= run.retry_at:
                 run.continues += 1
                 run.retry_at = None
-                await asyncio.to_thread(self.tmux.type_line, run.session, "continue")
+                await asyncio.to_thread(self.tmux.type_line, run.session, CONTINUE)
             return
         if stop.kind == "quota":
             await self._on_quota(run, stop, now)

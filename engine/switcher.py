@@ -12,12 +12,10 @@ from engine import queue as q
 from engine.config import Account, Config
 from engine.conversations import conversation_for, latest_conversation
 from engine.launch import (
-    Launch,
     LaunchError,
     agent_running,
     command_line,
     paste_and_submit,
-    render_message,
     start_agent,
 )
 from engine.lifecycle import create_sessions
@@ -33,7 +31,6 @@ log = logging.getLogger(__name__)
 
 # When a limit message names no reset time, the account is tried again after the usual window.
 DEFAULT_LIMIT_WINDOW = 5 * 3600.0
-CONTINUE = "continue"
 
 
 @dataclass(frozen=True)
@@ -74,22 +71,7 @@ def mark_exhausted(state: State, account: str, until: float) -> None:
 async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid: str | None) -> bool:
     """Relaunch `run` in its (new) session under `account`: resumed with "continue", or afresh."""
     task = run.task
-    launch = Launch(
-        session=run.session,
-        line=command_line(
-            task.project_dir,
-            account.home,
-            engine.config.agent.command,
-            engine.config.agent.args,
-            run.model,
-            uuid,
-        ),
-        message=CONTINUE
-        if uuid
-        else render_message(engine.config.agent.message_template, task.filename, task.body),
-        marker=CONTINUE if uuid else f"[{task.filename}]",
-        prompt_timeout=engine.config.agent.prompt_timeout,
-    )
+    launch = engine.make_launch(run, account, uuid, resumed=uuid is not None)
     try:
         await start_agent(engine.tmux, engine.reader, launch, engine.patterns)
         await paste_and_submit(engine.tmux, engine.reader, launch, engine.patterns)

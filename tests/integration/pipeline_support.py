@@ -14,7 +14,7 @@ from engine.clock import Clock
 from engine.config import Config, config_from_dict
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
-from engine.workspace import agent_command
+from engine.workspace import build_workspace
 
 
 @dataclass
@@ -75,28 +75,12 @@ class Workspace:
 
 
 def make_workspace(root: Path, tmux: LibtmuxClient, agents: int = 2) -> Workspace:
-    command, args = agent_command()
-    homes = {name: root / "accounts" / name for name in ("primary", "secondary")}
-    for home in homes.values():
-        home.mkdir(parents=True, exist_ok=True)
-    (root / "src").mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {
-        "tmux": {"socket_name": tmux.socket_name},
-        "agent": {
-            "command": command,
-            "args": args,
-            "prompt_timeout": "15s",
-            "resume_dir": str(root / "resume"),
-            "install_stop_hook": False,
-        },
-        "tasks": {"settle": "50ms"},
-        "accounts": [{"name": n, "home": str(h)} for n, h in homes.items()],
-        "shared_dir": str(root / "shared"),
-        "pool": {"autonomous": {"prefix": "ccl-auto-", "start_index": 11, "min": agents, "max": agents}},
-        "projects_dir": str(root / "src"),
-        "watcher": {"interval": "200ms", "idle_timeout": "10m", "done_signal_dir": str(root / "signals")},
-        "state_dir": str(root / "state"),
-    }
+    """The demo's workspace without its tasks, on the test's tmux socket, tuned for quick tests."""
+    data = build_workspace(agents, tasks=0, root=root).config
+    data["tmux"]["socket_name"] = tmux.socket_name
+    data["agent"].update(prompt_timeout="15s", install_stop_hook=False)
+    data["tasks"]["settle"] = "50ms"
+    data["watcher"]["interval"] = "200ms"
     return Workspace(root=root, tmux=tmux, data=data)
 
 

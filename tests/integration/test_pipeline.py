@@ -107,7 +107,11 @@ def test_crashing_agent_is_requeued_once_then_failed(ws: Workspace) -> None:
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "boom", "Crash please\nsim: crash")
     engine = new_engine(ws)
-    run_engine(engine, lambda: ws.failed("web") == ["boom.md"], timeout=60)
+    run_engine(
+        engine,
+        lambda: ws.failed("web") == ["boom.md"] and any(e["type"] == "failed" for e in ws.events()),
+        timeout=60,
+    )
     kinds = [e["type"] for e in ws.events() if e.get("task") == "web:boom"]
     assert kinds.count("dispatched") == 2
     assert kinds.count("requeued") == 1 and kinds[-1] == "failed"
@@ -165,7 +169,11 @@ def test_restart_requeues_a_claimed_task_whose_agent_is_gone(ws: Workspace) -> N
     inbox = ws.project("web") / ".agent-queue" / "inbox"
     (inbox / "orphan.md").rename(inbox / "orphan.md.dispatched")  # claimed by a run that died
     engine = new_engine(ws)
-    run_engine(engine, lambda: ws.done("web") == ["orphan.md"], timeout=30)
+    run_engine(
+        engine,
+        lambda: ws.done("web") == ["orphan.md"] and any(e["type"] == "completed" for e in ws.events()),
+        timeout=30,
+    )
     kinds = [e["type"] for e in ws.events() if e.get("task") == "web:orphan"]
     assert kinds[:2] == ["requeued", "dispatched"] and kinds[-1] == "completed"
 
