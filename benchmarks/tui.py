@@ -36,7 +36,7 @@ from textual.screen import Screen
 
 from cfo_tui.app import CfoApp, make_app
 from engine.events import Event
-from engine.snapshot import SessionRow, Snapshot, TaskRow
+from engine.snapshot import SessionRow, Snapshot, TaskRow, day_of
 from tests.tui.fakes import NOW, FakeEngine, make_config
 from tests.tui.scenes import AGENT_PANE
 
@@ -121,7 +121,7 @@ def big_snapshot() -> Snapshot:
         blocked=blocked,
         delegated=(),
         swaps=(),
-        counters={"completed": 1234, "failed": 5},
+        counters={"completed": 1234, "failed": 5, f"completed:{day_of(NOW)}": 88},
     )
 
 

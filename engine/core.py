@@ -34,7 +34,7 @@ from engine.launch import (
 )
 from engine.lifecycle import ensure_pool, live_pool
 from engine.runtime import Look, Running
-from engine.snapshot import Snapshot, build_snapshot
+from engine.snapshot import Snapshot, build_snapshot, day_of
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
 from engine.stophook import StopHookError, install_stop_hook
 from engine.switcher import Trigger, next_usable, swap
@@ -102,6 +102,15 @@ class Engine:
 
     def emit(self, kind: str, **fields: Any) -> Event:
         return self.events.emit(kind, **fields)
+
+    def _count(self, counter: str) -> None:
+        """A lifetime total and one for today (the console's 'done today'); days past a week age out."""
+        now = self.clock.now()
+        self.state.count(counter)
+        self.state.count(f"{counter}:{day_of(now)}")
+        cutoff = f"{counter}:{day_of(now - 7 * 86400)}"
+        for key in [k for k in self.state.counters if k.startswith(counter + ":") and k < cutoff]:
+            del self.state.counters[key]
 
     def save(self) -> None:
         self.store.save(self.state)
@@ -791,7 +800,7 @@ class Engine:
             await asyncio.to_thread(q.complete, run.claimed, self._footer(run, how))
         except TaskError as exc:
             log.error("%s", exc)
-        self.state.count("completed")
+        self._count("completed")
         self.emit("completed", session=run.session, task=run.task.key, account=run.account, reason=how)
         await self._release(run)
 
@@ -800,7 +809,7 @@ class Engine:
             await asyncio.to_thread(q.fail, run.claimed, reason, self._footer(run, "failed"))
         except TaskError as exc:
             log.error("%s", exc)
-        self.state.count("failed")
+        self._count("failed")
         self.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
         await self._release(run, stop_agent=True)
 

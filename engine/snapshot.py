@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine import queue as q
@@ -11,6 +12,11 @@ from engine.clock import iso
 from engine.config import Config
 from engine.runtime import Running
 from engine.state import State
+
+
+def day_of(ts: float) -> str:
+    """The local calendar day of `ts`, as used in the per-day counters (`completed:2026-11-21`)."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class Snapshot:
     @property
     def working(self) -> int:
         return sum(1 for s in self.sessions if s.state == "working")
+
+    def today(self, counter: str) -> int:
+        """`counter` ("completed", "failed") for the local day of `taken_at`."""
+        return self.counters.get(f"{counter}:{day_of(self.taken_at)}", 0)
 
     @property
     def idle(self) -> int:

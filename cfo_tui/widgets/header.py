@@ -56,8 +56,8 @@ def _counts_line(snap: Snapshot, width: int) -> Text:
         ("queued", len(snap.inbox), ""),
         ("blocked", len(snap.blocked), "yellow"),
         ("delegated", len(snap.delegated), ""),
-        ("done", snap.counters.get("completed", 0), "green"),
-        ("failed", snap.counters.get("failed", 0), "red"),
+        ("done today", snap.today("completed"), "green"),
+        ("failed today", snap.today("failed"), "red"),
     ]
     items = [
         (count(n), label, f"bold {style}" if n else "dim", "" if n else "dim") for label, n, style in counts

@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 
 from cfo_tui.app import CfoApp, make_app
 from engine.events import Event
-from engine.snapshot import SessionRow, Snapshot, SwapRow, TaskRow
+from engine.snapshot import SessionRow, Snapshot, SwapRow, TaskRow, day_of
 from tests.tui.fakes import NOW, FakeEngine, make_config
 
 AGENT_PANE = (
@@ -169,7 +169,13 @@ def busy() -> Snapshot:
         blocked=BLOCKED,
         delegated=DELEGATED,
         swaps=(OLD_SWAP,),
-        counters={"completed": 37, "failed": 2},
+        counters={
+            "completed": 412,
+            "failed": 9,
+            f"completed:{day_of(NOW)}": 37,
+            f"failed:{day_of(NOW)}": 2,
+            f"completed:{day_of(NOW - 86400)}": 51,
+        },
     )
 
 

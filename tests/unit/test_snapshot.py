@@ -23,3 +23,30 @@ def test_rows_are_built_once_per_scan_and_split_by_sidecar(tmp_path: Path) -> No
     assert [r.key for r in delegated] == ["web:c"]
     assert queue_rows(scan) is queue_rows(scan)
     assert queue_rows(queue.scan({"web": tmp_path / "web"})) is not queue_rows(scan)
+
+
+def test_done_today_counts_per_local_day_and_old_days_age_out(tmp_path: Path) -> None:
+    from engine.clock import FakeClock
+    from engine.config import config_from_dict
+    from engine.core import Engine
+    from engine.snapshot import day_of
+    from tests.unit.test_quota_decision import NoTmux
+
+    config = config_from_dict(
+        {"accounts": [{"name": "a", "home": str(tmp_path / "a")}], "state_dir": str(tmp_path / "state")}
+    )
+    clock = FakeClock()
+    engine = Engine(config, NoTmux(), clock=clock)  # type: ignore[arg-type]
+    first_day = day_of(clock.now())
+    engine._count("completed")
+    engine._count("completed")
+    clock.advance(86400)
+    engine._count("completed")
+    engine._count("failed")
+    snap = engine.snapshot()
+    assert snap.today("completed") == 1 and snap.today("failed") == 1
+    assert snap.counters["completed"] == 3 and snap.counters[f"completed:{first_day}"] == 2
+    clock.advance(8 * 86400)
+    engine._count("completed")
+    assert f"completed:{first_day}" not in engine.state.counters
+    assert engine.snapshot().today("completed") == 1
