@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,8 @@ from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Account, Config
 from engine.conversations import conversation_dir, conversation_for
+from engine.delegation.manager import DelegationManager
+from engine.delegation.router import Decision
 from engine.durations import format_duration
 from engine.events import Event, EventLog
 from engine.launch import (
@@ -45,6 +47,7 @@ from engine.tmux import TmuxClient, TmuxError
 log = logging.getLogger(__name__)
 
 FULL_SCAN = 10.0  # the safety-net rescan when no file event arrives
+DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegated tasks
 LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
@@ -66,6 +69,8 @@ class Engine:
         patterns: screen.Patterns | None = None,
         api_error_backoff: float = 10.0,
         full_scan: float = FULL_SCAN,
+        delegation_poll: float = DELEGATION_POLL,
+        delegation_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.tmux = tmux
@@ -93,6 +98,11 @@ class Engine:
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
         self._scans = 0
+        self.delegation_poll = delegation_poll
+        self.delegation = DelegationManager.from_config(
+            config.delegation, self.emit, self.clock.now, self._count, **(delegation_options or {})
+        )
+        self._wake_reap = asyncio.Event()
 
     # ----------------------------------------------------------------- events and state
 
@@ -125,7 +135,14 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         """What the console renders: state, running tasks and the last scan of the queues."""
-        return build_snapshot(self.config, self.state, self.last_scan, self.running, self.clock.now())
+        jobs = (
+            {k: (v.provider, v.job, v.status) for k, v in self.delegation.jobs.items()}
+            if self.delegation
+            else None
+        )
+        return build_snapshot(
+            self.config, self.state, self.last_scan, self.running, self.clock.now(), jobs=jobs
+        )
 
     async def pane_tail(self, name: str, lines: int = 40) -> str:
         """The last `lines` of a managed session's pane, with its colours (ANSI); empty if it is gone."""
@@ -211,6 +228,11 @@ class Engine:
             ),
             asyncio.create_task(self._watch_files()),
         ]
+        if self.delegation is not None:
+            self._wake_reap = asyncio.Event()
+            loops.append(
+                asyncio.create_task(self._loop(self._wake_reap, lambda: self.delegation_poll, self.reap_once))
+            )
         try:
             await stop.wait()
         finally:
@@ -221,6 +243,8 @@ class Engine:
             for task in stuck:
                 log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_coro())
             self.save()
+            if self.delegation is not None:
+                await self.delegation.aclose()
             self.emit("stopped")
 
     async def _loop(
@@ -411,6 +435,10 @@ class Engine:
             self._wake_later(self._wake_dispatch, max(0.05, scan.next_settle - self.clock.now()))
         if self.state.dispatch == "paused" or not ready:
             return
+        if self.delegation is not None:
+            ready = self._delegate(ready)
+            if not ready:
+                return
         if len(idle) < len(ready):
             await asyncio.to_thread(self.ensure_pool_now, len(self.running) + len(ready))
             idle = await asyncio.to_thread(self._idle_sessions)
@@ -429,6 +457,35 @@ class Engine:
                 "dispatched", session=run.session, task=run.task.key, account=run.account, model=run.model
             )
             self._spawn(self._launch(run))
+
+    def _delegate(self, ready: list[Task]) -> list[Task]:
+        """Send the tasks routed to a provider to the job service; returns the ones that run locally."""
+        assert self.delegation is not None
+        local: list[Task] = []
+        for task in ready:
+            decision = self.delegation.route(task)
+            if decision is None:
+                local.append(task)
+            else:
+                self.delegation.in_flight.add(task.key)  # not routed again before its submit runs
+                self._spawn(self._submit(task, decision))
+        return local
+
+    async def _submit(self, task: Task, decision: Decision) -> None:
+        assert self.delegation is not None
+        if await self.delegation.submit(task, decision):
+            self._wake_reap.set()
+        else:
+            self._wake_dispatch.set()  # it fell back, or was taken: the next round runs it locally
+
+    async def reap_once(self) -> None:
+        """The delegation reaper: finished jobs go to done/ or failed/, lost ones back to the local path."""
+        if self.delegation is None:
+            return
+        scan = self.last_scan
+        delegated = [t for t in scan.tasks if scan.marked(t.key, "delegated")]
+        if delegated and await self.delegation.reap(delegated):
+            self._wake_dispatch.set()
 
     def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> list[Task]:
         listing = DoneListing()

@@ -286,6 +286,10 @@ def _reported(path: Path, action: str) -> Iterator[None]:
         raise TaskError(path, f"cannot {action}: {exc.strerror or exc}") from exc
 
 
+# A local claim and a delegation claim of the same task must not interleave (both are check-then-act).
+_claims = threading.Lock()
+
+
 def claim(task: Task) -> Path:
     """Rename `inbox/<id>.md` to `inbox/<id>.md.dispatched` and drop its `.blocked` sidecar.
 
@@ -294,7 +298,9 @@ def claim(task: Task) -> Path:
     """
     src = task.path
     dst = src.with_name(task.filename + ".dispatched")
-    with _reported(src, "claim it"):
+    with _claims, _reported(src, "claim it"):
+        if os.path.lexists(sidecar_path(task, "delegated")):
+            raise TaskError(src, "delegated to a job service; not claimed")
         try:
             rename_noreplace(src, dst)
         except FileNotFoundError:
@@ -326,15 +332,16 @@ def requeue(claimed: Path) -> Path:
     return target
 
 
-def complete(claimed: Path, footer: Mapping[str, FooterValue]) -> Path:
-    """Finish a claimed task: write `done/<id>.md` (content + footer), then remove the claim.
+def complete(claimed: Path, footer: Mapping[str, FooterValue], section: str = "") -> Path:
+    """Finish a claimed task: write `done/<id>.md` (content, `section`, footer), then remove the claim.
 
     The done file appears whole (temp file, fsync, rename). A crash before the claim is removed
     leaves both; `reconcile_claim` recognises that pair through the footer's `claim` field.
+    `section` is text added after the task (a delegated job's result).
     """
     with _reported(claimed, "complete it"):
         try:
-            return _finish(claimed, "done", "completed", dict(footer))
+            return _finish(claimed, "done", "completed", dict(footer), section)
         except _NotRegular:
             raise TaskError(claimed, "not a regular file; fail() moves it as it is") from None
 
@@ -407,7 +414,13 @@ class _NotRegular(Exception):
     pass
 
 
-def _finish(path: Path, kind: Literal["done", "failed"], status: str, footer: dict[str, FooterValue]) -> Path:
+def _finish(
+    path: Path,
+    kind: Literal["done", "failed"],
+    status: str,
+    footer: dict[str, FooterValue],
+    section: str = "",
+) -> Path:
     task_id = task_id_of(path.name) or path.name
     directory = _checked_queue_dir(path, kind)
     data, st = _read_regular(path)
@@ -415,6 +428,8 @@ def _finish(path: Path, kind: Literal["done", "failed"], status: str, footer: di
     fields.update(footer)
     fields["status"] = status
     fields["claim"] = _claim_token(st)
+    if section:
+        data = data + (b"" if not data or data.endswith(b"\n") else b"\n") + b"\n" + section.encode()
     content = append_footer(data, fields)
     for candidate in _unique_names(directory, task_id):
         try:
@@ -584,6 +599,22 @@ def mark_delegated(task: Task | Path, job_id: str) -> None:
     path = sidecar_path(task, "delegated")
     with _reported(path, "mark it delegated"):
         atomic_write(path, job_id.strip() + "\n")
+
+
+def claim_delegation(task: Task, placeholder: str) -> bool:
+    """Create the `.delegated` sidecar with `placeholder` before a job is submitted; True if created.
+
+    False if the task is already delegated, or if its file is gone or changed since `task` was read
+    (then no sidecar is left): whoever created the sidecar first owns the task.
+    """
+    path = sidecar_path(task, "delegated")
+    with _claims, _reported(path, "mark it delegated"):
+        if not create_exclusive(path, placeholder.strip() + "\n"):
+            return False
+        if _fingerprint(task.path) != task.fingerprint:
+            _remove(path)
+            return False
+    return True
 
 
 def delegated_job(task: Task | Path) -> str | None:

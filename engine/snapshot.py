@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from engine import queue as q
 from engine.clock import iso
 from engine.config import Config
+from engine.delegation.manager import SUBMITTING
+from engine.delegation.router import decide
 from engine.runtime import Running
 from engine.state import State
 
@@ -41,6 +43,9 @@ class TaskRow:
     created: float
     blocked_since: float | None = None
     waiting_for: str | None = None
+    provider: str | None = None
+    job: str | None = None
+    job_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,16 @@ def queue_rows(scan: q.ScanResult) -> QueueRows:
     for task in scan.tasks:
         row = TaskRow(task.key, task.project, task.title, task.priority, task.created)
         if scan.marked(task.key, "delegated"):
-            delegated.append(row)
+            job = q.delegated_job(task)
+            pending = job is None or job == SUBMITTING
+            delegated.append(
+                replace(
+                    row,
+                    provider=decide(task).provider,
+                    job=None if pending else job,
+                    job_status="submitting" if pending else "submitted",
+                )
+            )
         elif scan.marked(task.key, "blocked"):
             since = q.sidecar_since(task, "blocked")
             waiting = ", ".join(str(d) for d in task.depends_on) or ", ".join(task.unsafe_depends)
@@ -117,7 +131,9 @@ def build_snapshot(
     running: Mapping[str, Running],
     now: float,
     live_sessions: tuple[str, ...] = (),
+    jobs: Mapping[str, tuple[str, str | None, str]] | None = None,
 ) -> Snapshot:
+    """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them."""
     names = sorted(set(state.sessions) | set(live_sessions) | set(running))
     sessions: list[SessionRow] = []
     for name in names:
@@ -139,6 +155,13 @@ def build_snapshot(
             )
         )
     inbox, blocked, delegated = queue_rows(scan)
+    if jobs:
+        delegated = tuple(
+            replace(row, provider=jobs[row.key][0], job=jobs[row.key][1], job_status=jobs[row.key][2])
+            if row.key in jobs
+            else row
+            for row in delegated
+        )
     swaps = tuple(
         SwapRow(
             w.at,
@@ -193,6 +216,10 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for s in snap.sessions
         ],
         "queues": {"inbox": len(snap.inbox), "blocked": len(snap.blocked), "delegated": len(snap.delegated)},
+        "delegated": [
+            {"task": t.key, "provider": t.provider, "job": t.job, "status": t.job_status}
+            for t in snap.delegated
+        ],
         "swaps": [
             {**asdict(w), "at": _time(w.at), "sessions_resumed": list(w.sessions_resumed)} for w in snap.swaps
         ],

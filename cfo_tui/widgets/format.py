@@ -21,6 +21,7 @@ PRIORITY_STYLES: dict[str, str] = {
     "low": "dim",
 }
 OUTCOME_STYLES: dict[str, str] = {"done": "green", "failed": "bold red"}
+JOB_STYLES: dict[str, str] = {"submitting": "dim", "submitted": "dim", "queued": "yellow", "running": "green"}
 
 _DIGITS = re.compile(r"(\d+)")
 

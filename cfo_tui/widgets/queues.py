@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cfo_tui.widgets.format import OUTCOME_STYLES, PRIORITY_STYLES, age, clock, count
+from cfo_tui.widgets.format import JOB_STYLES, OUTCOME_STYLES, PRIORITY_STYLES, age, clock, count
 from cfo_tui.widgets.table import ColumnSpec, LiveTable, Row, note_row
 from engine.snapshot import TaskRow
 
@@ -94,8 +94,9 @@ class DelegatedTable(LiveTable):
     COLUMNS = (
         ColumnSpec("project", "Project", 10, flex=1, drop=1),
         ColumnSpec("title", "Title", 12, flex=3),
-        ColumnSpec("priority", "Priority", 8, drop=2),
-        ColumnSpec("age", "Age", 4),
+        ColumnSpec("provider", "Provider", 8),
+        ColumnSpec("status", "Status", 10),
+        ColumnSpec("age", "Age", 4, drop=2),
     )
 
     def show(self, tasks: Sequence[TaskRow], now: float) -> None:
@@ -105,7 +106,8 @@ class DelegatedTable(LiveTable):
                 {
                     "project": (t.project, ""),
                     "title": (t.title, ""),
-                    "priority": (t.priority, PRIORITY_STYLES.get(t.priority, "")),
+                    "provider": (t.provider or "", "cyan"),
+                    "status": (t.job_status or "", JOB_STYLES.get(t.job_status or "", "")),
                     "age": (age(now - t.created), "dim"),
                 },
             )

@@ -133,7 +133,28 @@ BLOCKED = (
     ),
 )
 
-DELEGATED = (TaskRow("billing-api:007-lint", "billing-api", "Fix the lint warnings", "low", NOW - 400),)
+DELEGATED = (
+    TaskRow(
+        "billing-api:007-lint",
+        "billing-api",
+        "Fix the lint warnings",
+        "low",
+        NOW - 400,
+        provider="gpu",
+        job="job-7",
+        job_status="running",
+    ),
+    TaskRow(
+        "docs site:005-glossary",
+        "docs site",
+        "Draft a glossary",
+        "default",
+        NOW - 90,
+        provider="gemini",
+        job="job-8",
+        job_status="queued",
+    ),
+)
 
 OLD_SWAP = SwapRow(
     NOW - 7000,

@@ -1,0 +1,246 @@
+"""Delegation manager: submits routed tasks to the job service, reaps finished jobs into done/ or failed/."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from engine import queue as q
+from engine.clock import iso
+from engine.config import DelegationConfig
+from engine.delegation.client import DelegationError, Job, JobClient
+from engine.delegation.router import Decision, decide
+from engine.durations import format_duration
+from engine.tasks import Fingerprint, Task, TaskError
+
+log = logging.getLogger(__name__)
+
+# The sidecar's content between claiming a task and knowing its job id. Found after a restart, it means
+# the submit was cut off: the task is submitted again (the service gets project and task to dedupe by).
+SUBMITTING: Final = "(submitting)"
+REAP_CONCURRENCY: Final = 8
+RESULT_EXCERPT: Final = 200
+
+Emit = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What the console and the status API show of a delegated task."""
+
+    key: str
+    job: str | None
+    provider: str
+    status: str
+    since: float | None
+    cost_usd: float | None = None
+
+
+class DelegationManager:
+    """Owns the `.delegated` sidecars: the only writer of them, and the only one that finishes such tasks."""
+
+    def __init__(
+        self,
+        client: JobClient,
+        emit: Emit,
+        now: Callable[[], float],
+        count: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self._emit = emit
+        self._now = now
+        self._count = count or (lambda _counter: None)
+        self.jobs: dict[str, JobView] = {}
+        self.in_flight: set[str] = set()
+        # Tasks whose delegation failed, by version: they run locally; an edited file is routed again.
+        self.local_only: set[tuple[str, Fingerprint]] = set()
+        self.counters: dict[str, int] = {
+            "submitted": 0,
+            "submit_failed": 0,
+            "fallbacks": 0,
+            "completed": 0,
+            "failed": 0,
+        }
+        self._poll_errors: dict[str, str] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: DelegationConfig,
+        emit: Emit,
+        now: Callable[[], float],
+        count: Callable[[str], None] | None = None,
+        environ: Mapping[str, str] = os.environ,
+        **client_options: Any,
+    ) -> DelegationManager | None:
+        """A manager when delegation is on (a URL and a non-empty key variable), else None."""
+        token = config.api_key(environ)
+        if not config.url or not token:
+            return None
+        return cls(JobClient(config.url, token, **client_options), emit, now, count)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # ----------------------------------------------------------------- routing
+
+    def route(self, task: Task) -> Decision | None:
+        """The provider `task` goes to, or None when it runs locally (by its fields, or after a fallback)."""
+        if task.key in self.in_flight or (task.key, task.fingerprint) in self.local_only:
+            return None
+        decision = decide(task)
+        return decision if decision.delegated else None
+
+    # ----------------------------------------------------------------- submit
+
+    async def submit(self, task: Task, decision: Decision, resubmit: bool = False) -> bool:
+        """Claim `task` by its sidecar and submit it; False when it was not delegated (and runs locally)."""
+        self.in_flight.add(task.key)
+        try:
+            if not resubmit:
+                try:
+                    claimed = await asyncio.to_thread(q.claim_delegation, task, SUBMITTING)
+                except TaskError as exc:
+                    log.error("%s", exc)
+                    return False
+                if not claimed:
+                    return False
+            try:
+                job_id = await self.client.submit(
+                    decision.provider, task.priority, _prompt(task), task.project, task.id
+                )
+            except DelegationError as exc:
+                self.counters["submit_failed"] += 1
+                await self._fall_back(task, f"submit to {decision.provider} failed: {exc}")
+                return False
+            try:
+                await asyncio.to_thread(q.mark_delegated, task, job_id)
+            except TaskError as exc:
+                # The job runs but its id is not on disk: a restart would submit it again.
+                log.error("%s (job %s)", exc, job_id)
+            self.counters["submitted"] += 1
+            self.jobs[task.key] = JobView(task.key, job_id, decision.provider, "queued", self._now())
+            self._emit(
+                "delegated", task=task.key, reason=decision.reason, provider=decision.provider, job=job_id
+            )
+            return True
+        finally:
+            self.in_flight.discard(task.key)
+
+    async def _fall_back(self, task: Task, reason: str) -> None:
+        """Give the task back to the local Claude Code path (its sidecar removed), logged once."""
+        self.counters["fallbacks"] += 1
+        self.local_only.add((task.key, task.fingerprint))
+        self.jobs.pop(task.key, None)
+        try:
+            await asyncio.to_thread(q.clear_sidecar, task, "delegated")
+        except TaskError as exc:
+            log.error("%s", exc)
+        log.warning("%s: %s; it runs locally", task.path, reason)
+        self._emit("delegation_fallback", task=task.key, reason=reason)
+
+    # ----------------------------------------------------------------- reaper
+
+    async def reap(self, tasks: list[Task]) -> bool:
+        """Look at the job of every delegated task in `tasks`; True if any task finished or fell back."""
+        live = {t.key for t in tasks}
+        for key in [k for k in self.jobs if k not in live and k not in self.in_flight]:
+            del self.jobs[key]  # finished elsewhere, or its file was removed by hand
+        gate = asyncio.Semaphore(REAP_CONCURRENCY)
+
+        async def one(task: Task) -> bool:
+            async with gate:
+                return await self._reap_one(task)
+
+        results = await asyncio.gather(*(one(t) for t in tasks if t.key not in self.in_flight))
+        return any(results)
+
+    async def _reap_one(self, task: Task) -> bool:
+        job_id, since = await asyncio.to_thread(_sidecar, task)
+        if job_id is None:
+            return False  # gone since the scan
+        if job_id == SUBMITTING:
+            decision = decide(task)
+            if not decision.delegated:
+                await self._fall_back(task, "interrupted delegation no longer routed to a provider")
+                return True
+            log.warning("%s: a submit was cut off; submitting again", task.path)
+            return not await self.submit(task, decision, resubmit=True)
+        try:
+            job = await self.client.get(job_id)
+        except DelegationError as exc:
+            if exc.status == 404:
+                await self._fall_back(task, f"job {job_id} is unknown to the job service")
+                return True
+            if self._poll_errors.get(task.key) != str(exc):
+                log.warning("%s: job %s: %s; trying again", task.key, job_id, exc)
+            self._poll_errors[task.key] = str(exc)
+            return False
+        self._poll_errors.pop(task.key, None)
+        provider = job.provider or decide(task).provider
+        self.jobs[task.key] = JobView(task.key, job_id, provider, job.status, since, job.cost_usd)
+        if not job.finished:
+            return False
+        await self._finish(task, job, provider, since)
+        return True
+
+    async def _finish(self, task: Task, job: Job, provider: str, since: float | None) -> None:
+        now = self._now()
+        footer: dict[str, q.FooterValue] = {
+            "provider": provider,
+            "job": job.id,
+            "cost_usd": job.cost_usd,
+            "submitted": iso(since) if since is not None else None,
+            "ended": iso(now),
+            "duration": format_duration(max(0.0, now - since)) if since is not None else None,
+            "how": "delegated",
+        }
+        try:
+            if job.status == "completed":
+                result = job.result or ""
+                footer["result"] = _excerpt(result)
+                section = f"## Result ({provider})\n\n{result.rstrip()}\n" if result.strip() else ""
+                await asyncio.to_thread(q.complete, task.path, footer, section)
+            else:
+                reason = f"delegated job {job.id} failed: {job.error or 'no error given'}"
+                await asyncio.to_thread(q.fail, task.path, reason, footer)
+        except TaskError as exc:
+            log.error("%s", exc)
+            return
+        finally:
+            self.jobs.pop(task.key, None)
+        if job.status == "completed":
+            self.counters["completed"] += 1
+            self._count("completed")
+            self._emit(
+                "completed", task=task.key, reason=f"delegated to {provider}", provider=provider, job=job.id
+            )
+        else:
+            self.counters["failed"] += 1
+            self._count("failed")
+            self._emit("failed", task=task.key, reason=job.error or "delegated job failed", job=job.id)
+
+    def view(self, key: str) -> JobView | None:
+        return self.jobs.get(key)
+
+
+def _prompt(task: Task) -> str:
+    body = task.body.strip()
+    return body if body else task.title
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= RESULT_EXCERPT else flat[: RESULT_EXCERPT - 1] + "…"
+
+
+def _sidecar(task: Task) -> tuple[str | None, float | None]:
+    try:
+        since = q.sidecar_since(task, "delegated")
+    except TaskError:
+        since = None
+    return q.delegated_job(task), since

@@ -1,0 +1,170 @@
+"""Delegation end to end: the engine, a real job server on 127.0.0.1, the simulated agent for fallbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import queue as q
+from engine.core import Engine
+from engine.tmux import LibtmuxClient
+from tests.integration.jobserver import Canned, JobServer, Plan, running
+from tests.integration.pipeline_support import Workspace, make_workspace, run_engine
+
+pytestmark = pytest.mark.integration
+
+KEY_ENV = "CFO_TEST_JOB_KEY"
+GPU = {"allow_delegation": True, "preferred_ai": "gpu"}
+
+
+@pytest.fixture
+def server() -> Iterator[JobServer]:
+    with running(token="secret") as srv:
+        yield srv
+
+
+@pytest.fixture
+def ws(tmp_path: Path, tmux: LibtmuxClient, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.setenv(KEY_ENV, "secret")
+    return make_workspace(tmp_path / "ws", tmux, agents=2)
+
+
+def engine_for(ws: Workspace, server: JobServer, **overrides: Any) -> Engine:
+    config = ws.config(delegation__url=server.url, delegation__api_key_env=KEY_ENV, **overrides)
+    return Engine(
+        config,
+        ws.tmux,
+        api_error_backoff=0.2,
+        full_scan=1.0,
+        delegation_poll=0.1,
+        delegation_options={"backoff": 0.01, "backoff_max": 0.05, "timeout": 2.0},
+    )
+
+
+def types(ws: Workspace, task: str) -> list[str]:
+    """The task's life as events (a local launch's `submitted` step left out)."""
+    return [e["type"] for e in ws.events() if e.get("task") == task and e["type"] != "submitted"]
+
+
+def done_text(ws: Workspace, project: str, name: str) -> str:
+    return (ws.project(project) / ".agent-queue" / "done" / name).read_text()
+
+
+def test_delegated_task_ends_in_done_with_footer_and_result(ws: Workspace, server: JobServer) -> None:
+    server.plan(Plan(polls=2, result="Here is the haiku.\nSecond line.", cost_usd=0.42))
+    ws.add_task("api", "poem", "Write a haiku about tmux", title="Poem", priority="high", **GPU)
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.done("api") == ["poem.md"] and "completed" in types(ws, "api:poem"))
+
+    text = done_text(ws, "api", "poem.md")
+    footer = q.read_footer(ws.project("api") / ".agent-queue" / "done" / "poem.md")
+    assert footer is not None
+    assert footer["status"] == "completed" and footer["how"] == "delegated"
+    assert footer["provider"] == "gpu" and footer["job"] == "job-1" and footer["cost_usd"] == 0.42
+    assert footer["duration"] and footer["result"] == "Here is the haiku. Second line."
+    assert "## Result (gpu)\n\nHere is the haiku.\nSecond line.\n" in text
+    assert ws.inbox("api") == []  # the task and its .delegated sidecar are gone
+    submitted = server.requests[0].body
+    assert submitted == {
+        "provider": "gpu",
+        "priority": "high",
+        "prompt": "Write a haiku about tmux",
+        "project": "api",
+        "task": "poem",
+    }
+    assert types(ws, "api:poem") == ["delegated", "completed"]  # never dispatched to a session
+    assert engine.state.counters.get("completed") == 1
+
+
+def test_503_twice_then_success_is_retried_and_delegated(ws: Workspace, server: JobServer) -> None:
+    server.script("submit", Canned(503, "busy"), Canned(503, "busy"))
+    ws.add_task("api", "retry", "Summarise the changelog", **GPU)
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.done("api") == ["retry.md"] and "completed" in types(ws, "api:retry"))
+    assert server.count("submit") == 3
+    assert types(ws, "api:retry") == ["delegated", "completed"]
+
+
+def test_400_is_not_retried_and_the_task_runs_locally(ws: Workspace, server: JobServer) -> None:
+    server.script("submit", Canned(400, {"error": "provider gpu cannot take this"}))
+    ran = ws.root / "ran.log"
+    ws.add_task("api", "local", f"Refactor the parser\nsim: work 200ms\nsim: append {ran} local", **GPU)
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.done("api") == ["local.md"] and "completed" in types(ws, "api:local"))
+    assert server.count("submit") == 1
+    assert ran.read_text().split() == ["local"]
+    assert types(ws, "api:local") == ["delegation_fallback", "dispatched", "completed"]
+    fallback = next(e for e in ws.events() if e["type"] == "delegation_fallback")
+    assert "HTTP 400" in fallback["reason"] and "cannot take this" in fallback["reason"]
+    assert "session: ccl-auto-" in done_text(ws, "api", "local.md")
+
+
+def test_a_failed_job_goes_to_failed_with_its_error(ws: Workspace, server: JobServer) -> None:
+    server.plan(Plan(polls=1, error="model refused", cost_usd=None))
+    ws.add_task("api", "nope", "Do something impossible", **GPU)
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.failed("api") == ["nope.md"] and "failed" in types(ws, "api:nope"))
+    footer = q.read_footer(ws.project("api") / ".agent-queue" / "failed" / "nope.md")
+    assert footer is not None
+    assert footer["reason"] == "delegated job job-1 failed: model refused"
+    assert footer["provider"] == "gpu"
+    assert ws.inbox("api") == []
+
+
+def test_a_restart_mid_job_picks_the_job_up_from_its_sidecar(ws: Workspace, server: JobServer) -> None:
+    server.plan(Plan(polls=10**9))
+    task = ws.add_task("api", "long", "A long job", **GPU)
+    sidecar = task.with_name("long.md.delegated")
+    first = engine_for(ws, server)
+    run_engine(first, lambda: sidecar.exists() and sidecar.read_text().strip() == "job-1")
+    assert ws.done("api") == []
+
+    server.jobs["job-1"].plan = Plan(result="finally")
+    second = engine_for(ws, server)
+    run_engine(second, lambda: ws.done("api") == ["long.md"] and "completed" in types(ws, "api:long"))
+    assert server.count("submit") == 1  # picked up, not submitted again
+    assert "finally" in done_text(ws, "api", "long.md")
+
+
+def test_a_submit_cut_off_by_a_crash_is_submitted_again(ws: Workspace, server: JobServer) -> None:
+    task = ws.add_task("api", "cut", "Interrupted", **GPU)
+    task.with_name("cut.md.delegated").write_text("(submitting)\n")
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.done("api") == ["cut.md"] and "completed" in types(ws, "api:cut"))
+    assert server.count("submit") == 1
+    assert types(ws, "api:cut") == ["delegated", "completed"]
+
+
+def test_a_job_the_service_no_longer_knows_falls_back_locally(ws: Workspace, server: JobServer) -> None:
+    task = ws.add_task("api", "lost", "Lost job\nsim: work 100ms", **GPU)
+    task.with_name("lost.md.delegated").write_text("job-404\n")
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: ws.done("api") == ["lost.md"] and "completed" in types(ws, "api:lost"))
+    assert types(ws, "api:lost") == ["delegation_fallback", "dispatched", "completed"]
+    assert server.count("submit") == 0
+
+
+def test_without_the_key_variable_delegation_is_off_and_tasks_run_locally(
+    ws: Workspace, server: JobServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    ws.add_task("api", "plain", "Local anyway\nsim: work 100ms", **GPU)
+    engine = engine_for(ws, server)
+    assert engine.delegation is None
+    run_engine(engine, lambda: ws.done("api") == ["plain.md"] and "completed" in types(ws, "api:plain"))
+    assert server.requests == []
+
+
+def test_delegated_jobs_show_in_the_snapshot_with_provider_and_status(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.plan(Plan(polls=10**9))
+    ws.add_task("api", "slow", "Slow job", title="Slow one", **{**GPU, "preferred_ai": "gemini"})
+    engine = engine_for(ws, server)
+    run_engine(engine, lambda: any(r.job_status == "running" for r in engine.snapshot().delegated))
+    row = engine.snapshot().delegated[0]
+    assert (row.key, row.provider, row.job, row.job_status) == ("api:slow", "gemini", "job-1", "running")
+    assert engine.snapshot().inbox == ()
