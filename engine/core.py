@@ -38,16 +38,20 @@ from engine.lifecycle import ensure_pool, live_pool
 from engine.runtime import Look, Running
 from engine.snapshot import Snapshot, build_snapshot, day_of
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
+from engine.statusapi import StatusApiError, StatusServer
+from engine.statusviews import metrics_text, routes
 from engine.stophook import StopHookError, install_stop_hook
 from engine.switcher import Trigger, next_usable, swap
 from engine.symlinks import ensure_links
 from engine.tasks import DoneListing, Task, TaskError, read_task, resolve_dependencies, task_id_of
 from engine.tmux import TmuxClient, TmuxError
+from engine.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 FULL_SCAN = 10.0  # the safety-net rescan when no file event arrives
 DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegated tasks
+WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
 LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
@@ -71,6 +75,7 @@ class Engine:
         full_scan: float = FULL_SCAN,
         delegation_poll: float = DELEGATION_POLL,
         delegation_options: Mapping[str, Any] | None = None,
+        watchdog_tick: float = WATCHDOG_TICK,
     ) -> None:
         self.config = config
         self.tmux = tmux
@@ -103,6 +108,9 @@ class Engine:
             config.delegation, self.emit, self.clock.now, self._count, **(delegation_options or {})
         )
         self._wake_reap = asyncio.Event()
+        self.watchdog = Watchdog(config.watchdog, self.patterns)
+        self.watchdog_tick = watchdog_tick
+        self.status_port: int | None = None
 
     # ----------------------------------------------------------------- events and state
 
@@ -221,6 +229,7 @@ class Engine:
         self._wake_dispatch = asyncio.Event()
         self._wake_watch = asyncio.Event()
         await self.startup()
+        status_server = await self._start_status_api()
         loops = [
             asyncio.create_task(self._loop(self._wake_dispatch, lambda: self.full_scan, self.dispatch_once)),
             asyncio.create_task(
@@ -228,6 +237,9 @@ class Engine:
             ),
             asyncio.create_task(self._watch_files()),
         ]
+        loops.append(
+            asyncio.create_task(self._loop(asyncio.Event(), lambda: self.watchdog_tick, self.watchdog_once))
+        )
         if self.delegation is not None:
             self._wake_reap = asyncio.Event()
             loops.append(
@@ -243,9 +255,26 @@ class Engine:
             for task in stuck:
                 log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_coro())
             self.save()
+            if status_server is not None:
+                await status_server.close()
             if self.delegation is not None:
                 await self.delegation.aclose()
             self.emit("stopped")
+
+    async def _start_status_api(self) -> StatusServer | None:
+        """The read-only HTTP status API when `status_api.listen` is set; a refusal is logged, not fatal."""
+        api = self.config.status_api
+        if api.listen is None:
+            return None
+        server = StatusServer(api.listen, api.allow_remote, routes(self), lambda: metrics_text(self))
+        try:
+            await server.start()
+        except StatusApiError as exc:
+            log.error("%s", exc)
+            return None
+        self.status_port = server.port
+        log.info("status API on http://%s:%d/status", api.listen[0], server.port)
+        return server
 
     async def _loop(
         self, wake: asyncio.Event, period: Callable[[], float], body: Callable[[], Coroutine[Any, Any, None]]
@@ -498,6 +527,8 @@ class Engine:
                 if not status.met:
                     self._block(task, status.missing, status.unsafe)
                     continue
+                if scan.marked(task.key, "blocked"):
+                    self._unblock(task)
             ready.append(task)
         return ready
 
@@ -507,6 +538,76 @@ class Engine:
             if unsafe:
                 log.error("%s: blocked: %s", task.path, "; ".join(reasons))
             self.emit("blocked", task=task.key, reason="; ".join(reasons))
+
+    def _unblock(self, task: Task) -> None:
+        """Its dependencies are done: it is queued now, waiting for a session rather than for them."""
+        try:
+            if q.clear_sidecar(task, "blocked"):
+                self.emit("unblocked", task=task.key)
+        except TaskError as exc:
+            log.error("%s", exc)
+
+    # ----------------------------------------------------------------- watchdog
+
+    async def watchdog_once(self) -> None:
+        """Blocked tasks: dispatch those whose dependencies are done now, report and then fail the
+        ones that waited too long. (Stalled sessions are judged on the watcher's looks.)"""
+        scan = self.last_scan
+        blocked = [t for t in scan.tasks if scan.marked(t.key, "blocked")]
+        if not blocked:
+            return
+        # Sidecar ages are file times: wall clock, whatever clock the engine is given.
+        now = time.time()
+        verdicts = await asyncio.to_thread(
+            self.watchdog.blocked, blocked, self.config.projects_dir, self._projects, now
+        )
+        wake = False
+        for v in verdicts:
+            waited = format_duration(now - v.since)
+            waiting = ", ".join(v.missing)
+            if v.verdict == "ready":
+                wake = True
+            elif v.verdict == "warn":
+                log.warning("%s: blocked for %s, waiting for %s", v.task.path, waited, waiting)
+                self.emit("blocked_too_long", task=v.task.key, reason=f"blocked for {waited}: {waiting}")
+            else:
+                reason = f"blocked for {waited}; still waiting for {waiting}"
+                try:
+                    await asyncio.to_thread(q.fail, v.task.path, reason)
+                except TaskError as exc:
+                    log.error("%s", exc)
+                    continue
+                log.error("%s: moved to failed/: %s", v.task.path, reason)
+                self._count("failed")
+                self.emit("failed", task=v.task.key, reason=reason)
+                wake = True
+        if wake:
+            self._wake_dispatch.set()
+
+    async def _observe(self, run: Running, text: str, now: float) -> None:
+        """A working session whose pane has not changed for `watchdog.stalled_after` is stalled."""
+        verdict = self.watchdog.observe(run.session, text, now)
+        if verdict is None:
+            return
+        s = self.session_state(run.session)
+        if verdict == "stalled":
+            quiet = format_duration(self.config.watchdog.stalled_after)
+            reason = f"no output for {quiet}"
+            s.state = "stalled"
+            try:
+                await asyncio.to_thread(q.mark_stuck, run.claimed, f"{run.session}: {reason}")
+            except TaskError as exc:
+                log.error("%s", exc)
+            log.warning("%s: stalled on %s: %s", run.session, run.task.key, reason)
+            self.emit("stalled", session=run.session, task=run.task.key, account=run.account, reason=reason)
+        else:
+            s.state = "working"
+            try:
+                await asyncio.to_thread(q.clear_sidecar, run.claimed, "stuck")
+            except TaskError as exc:
+                log.error("%s", exc)
+            self.emit("unstalled", session=run.session, task=run.task.key)
+        self.save()
 
     def _idle_sessions(self) -> list[str]:
         """Pool sessions, in range order, holding no task and showing a shell (one tmux call for all)."""
@@ -700,6 +801,8 @@ class Engine:
             await self._give_up(
                 run, f"timed out: not finished within {format_duration(self.config.watcher.idle_timeout)}"
             )
+        else:
+            await self._observe(run, look.text, now)
 
     async def _on_stop(self, run: Running, stop: screen.Stop, now: float) -> None:
         if stop.kind == "server_error":
@@ -872,6 +975,7 @@ class Engine:
 
     async def _requeue(self, run: Running, reason: str) -> None:
         try:
+            await asyncio.to_thread(q.clear_sidecar, run.claimed, "stuck")
             await asyncio.to_thread(q.requeue, run.claimed)
         except TaskError as exc:
             log.error("%s", exc)
@@ -892,6 +996,7 @@ class Engine:
     async def _release(self, run: Running, stop_agent: bool = False) -> None:
         """The session is done with its task: a pool session recycles its agent and returns idle."""
         self._signal(run.session).unlink(missing_ok=True)
+        self.watchdog.forget(run.session)
         s = self.session_state(run.session)
         s.task, s.task_path = None, None
         disabled = s.state == OUT_OF_POOL
