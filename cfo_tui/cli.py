@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("file", help="a captured pane (capture-pane -p output), or - for stdin")
     screen.add_argument("--transcript", type=Path, default=None, help="the agent's JSONL transcript")
 
+    from cfo_tui import delegate
+
+    delegate.add_parser(sub, lambda p: _add_config(p, top=False))
     for name in ("demo", "init", "check", "status", "screen"):
         _add_config(sub.choices[name], top=False)
     return parser
@@ -174,12 +177,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_app(config)
 
 
+def cmd_delegate(args: argparse.Namespace) -> int:
+    from cfo_tui.delegate import run
+
+    return run(args, config_path(args))
+
+
 COMMANDS = {
     "init": cmd_init,
     "check": cmd_check,
     "screen": cmd_screen,
     "status": cmd_status,
     "demo": cmd_demo,
+    "delegate": cmd_delegate,
 }
 
 

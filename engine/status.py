@@ -28,6 +28,8 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     for s in data["sessions"]:
         lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or ''}")
+    for job in data.get("delegated", []):
+        lines.append(f"  delegated {job['task']:<30} {job['provider'] or '':<11} {job['status'] or ''}")
     if data["swaps"]:
         last = data["swaps"][-1]
         lines.append(f"last swap: {last['at']} {last['from_account']} -> {last['to_account']}")

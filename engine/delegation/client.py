@@ -34,6 +34,10 @@ class DelegationError(Exception):
         super().__init__(text)
 
 
+class JobTimeout(DelegationError):
+    """`wait` gave up: the job was still unfinished after its timeout."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One job as the service reports it."""
@@ -180,5 +184,5 @@ class JobClient:
             if job.finished:
                 return job
             if time.monotonic() + poll > deadline:
-                raise DelegationError(f"job still {job.status} after {timeout:g}s", path=_job_path(job_id))
+                raise JobTimeout(f"job still {job.status} after {timeout:g}s", path=_job_path(job_id))
             await self._sleep(poll)

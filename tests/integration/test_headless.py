@@ -108,3 +108,17 @@ def test_status_json_reports_the_contract_keys(ws: Workspace) -> None:
     assert data["dispatch"] == "running"
     assert data["queues"] == {"inbox": 1, "blocked": 1, "delegated": 0}
     assert {"active_account", "sessions", "swaps"} <= set(data)
+
+
+def test_status_lists_delegated_jobs_with_provider_and_job(ws: Workspace) -> None:
+    task = ws.add_task("proj", "d", "D", allow_delegation=True, preferred_ai="gemini")
+    task.with_name("d.md.delegated").write_text("job-42\n")
+    config = write_config(ws)
+    run = [sys.executable, "-m", "cfo_tui.cli", "status", "--config", str(config)]
+    data = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert data["queues"]["delegated"] == 1
+    assert data["delegated"] == [
+        {"task": "proj:d", "provider": "gemini", "job": "job-42", "status": "submitted"}
+    ]
+    text = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert "delegated proj:d" in text and "gemini" in text
