@@ -311,6 +311,18 @@ class CfoApp(App[int]):
         elif event.type in ("launch_failed", "auth_failed"):
             title = "Launch failed" if event.type == "launch_failed" else "Login failed"
             self.notify(f"{event.session}: {event.reason}", title=title, severity="warning", markup=False)
+        elif event.type == "stalled":
+            self.notify(
+                f"{event.session} on {event.task}: {event.reason}",
+                title="Session stalled",
+                severity="warning",
+                timeout=15,
+                markup=False,
+            )
+        elif event.type == "blocked_too_long":
+            self.notify(
+                f"{event.task}: {event.reason}", title="Task blocked", severity="warning", markup=False
+            )
         elif event.type == "swap":
             self.show_snapshot()
             self._toast_swap(event)
@@ -436,7 +448,10 @@ class CfoApp(App[int]):
             ("delegated", self.delegated, snap.delegated),
         ):
             shown = tuple(t for t in tasks if matches(t, needle)) if needle else tasks
-            table.show(shown, now)
+            if table is self.blocked:
+                self.blocked.show(shown, now, snap.blocked_warn)
+            else:
+                table.show(shown, now)
             name, total = dict(BOTTOM)[pane], count(len(tasks))
             if needle:
                 self._set_tab(pane, f"{name} {count(len(shown))}/{total}")

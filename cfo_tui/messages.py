@@ -8,7 +8,18 @@ from textual.message import Message
 
 from engine.events import Event
 
-NOTABLE = frozenset({"completed", "failed", "launch_failed", "auth_failed", "swap", "all_exhausted"})
+NOTABLE = frozenset(
+    {
+        "completed",
+        "failed",
+        "launch_failed",
+        "auth_failed",
+        "swap",
+        "all_exhausted",
+        "stalled",
+        "blocked_too_long",
+    }
+)
 """Events the app shows on their own (recent list, toasts); every other one only means "re-render"."""
 
 

@@ -72,6 +72,8 @@ class Snapshot:
     delegated: tuple[TaskRow, ...]
     swaps: tuple[SwapRow, ...]
     counters: Mapping[str, int] = field(default_factory=dict)
+    blocked_warn: float | None = None
+    """Seconds after which a blocked task is reported (`watchdog.blocked_warn`)."""
 
     @property
     def working(self) -> int:
@@ -189,6 +191,7 @@ def build_snapshot(
         delegated=delegated,
         swaps=swaps,
         counters=dict(state.counters),
+        blocked_warn=config.watchdog.blocked_warn,
     )
 
 

@@ -71,7 +71,16 @@ class BlockedTable(LiveTable):
         ColumnSpec("since", "Since", 5),
     )
 
-    def show(self, tasks: Sequence[TaskRow], now: float) -> None:
+    def show(self, tasks: Sequence[TaskRow], now: float, warn_after: float | None = None) -> None:
+        """A task blocked longer than `warn_after` seconds has its age in bold red (the watchdog warned)."""
+
+        def since(t: TaskRow) -> tuple[str, str]:
+            if t.blocked_since is None:
+                return "", "dim"
+            waited = now - t.blocked_since
+            late = warn_after is not None and waited >= warn_after
+            return age(waited) + ("!" if late else ""), "bold red" if late else "dim"
+
         rows: list[Row] = [
             (
                 t.key,
@@ -79,7 +88,7 @@ class BlockedTable(LiveTable):
                     "project": (t.project, ""),
                     "title": (t.title, ""),
                     "waiting": (t.waiting_for or "", "yellow"),
-                    "since": (age(now - t.blocked_since) if t.blocked_since is not None else "", "dim"),
+                    "since": since(t),
                 },
             )
             for t in tasks[:INBOX_ROWS]

@@ -197,6 +197,7 @@ def busy() -> Snapshot:
             f"failed:{day_of(NOW)}": 2,
             f"completed:{day_of(NOW - 86400)}": 51,
         },
+        blocked_warn=6 * 3600.0,
     )
 
 

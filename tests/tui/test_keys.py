@@ -320,6 +320,27 @@ def test_failures_and_swaps_arrive_as_toasts_even_from_worker_threads() -> None:
     drive(script)
 
 
+def test_watchdog_findings_arrive_as_warning_toasts() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        engine.emit(
+            Event(
+                "stalled",
+                NOW,
+                session="ccl-auto-15",
+                task="billing-api:002-flaky-server",
+                reason="no output for 15m",
+            )
+        )
+        engine.emit(Event("blocked_too_long", NOW, task="docs site:003-docs", reason="blocked for 1h: api:x"))
+        await pilot.pause()
+        await pilot.pause()
+        shown = toasts(app)
+        assert "Session stalled: ccl-auto-15 on billing-api:002-flaky-server: no output for 15m" in shown
+        assert "Task blocked: docs site:003-docs: blocked for 1h: api:x" in shown
+
+    drive(script)
+
+
 def test_engine_errors_become_toasts_once_a_minute_each() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         logger = logging.getLogger("engine.core")
