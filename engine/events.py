@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ KNOWN_TYPES = frozenset(
 _CORE = ("ts", "type", "session", "task", "account", "reason")
 
 EventCallback = Callable[["Event"], None]
+T = TypeVar("T")
+_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def iso_ms(ts: float) -> str:
@@ -126,8 +129,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._callbacks: list[EventCallback] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._fd: int | None = os.open(path, flags, 0o600)
+        self._fd: int | None = os.open(path, _FLAGS, 0o600)
         # A crash mid-write leaves a torn last line; end it so the next event starts on a line of its own.
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
@@ -162,6 +164,20 @@ class EventLog:
                 callback(event)
             except Exception:
                 log.exception("event subscriber %r failed on %s", callback, event.type)
+
+    def rotate(self, move: Callable[[], T]) -> T:
+        """Run `move` (which renames the log file away) under the write lock, then go on writing to a
+        fresh file at the same path: no event is lost or lands in the moved file. Returns `move()`."""
+        with self._lock:
+            result = move()
+            fd = os.open(self.path, _FLAGS, 0o600)
+            try:
+                if self._fd is not None:
+                    # The same descriptor number now names the new file, so nothing else needs to know.
+                    os.dup2(fd, self._fd, inheritable=False)
+            finally:
+                os.close(fd)
+        return result
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Call `callback` for every later event; returns the function that unsubscribes it."""

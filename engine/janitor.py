@@ -116,15 +116,7 @@ def rotate_event_log(
         target = _rename_unique(path, target)
         os.close(_fresh(path))
     else:
-        # EventLog writes through one descriptor under one lock; dup2 swaps the file behind that descriptor.
-        with writer._lock:
-            target = _rename_unique(path, target)
-            fd = _fresh(path)
-            try:
-                if writer._fd is not None:
-                    os.dup2(fd, writer._fd, inheritable=False)
-            finally:
-                os.close(fd)
+        target = writer.rotate(lambda: _rename_unique(path, target))
     _prune_rotated(path.parent, keep)
     return target
 

@@ -416,27 +416,37 @@ class DepStatus:
 
 
 class DoneListing:
-    """Looks up finished tasks; each `done/` directory is listed at most once per instance (one per round).
+    """Looks up finished tasks; each directory is listed at most once per instance (one per round).
 
     The exact name is checked on disk every time; only the timestamped-name search uses the listing.
+    A task archived by the janitor (`archive/<month>/done/`) still counts as done.
     """
 
     def __init__(self) -> None:
         self._names: dict[Path, frozenset[str]] = {}
 
-    def has(self, done_dir: Path, task_id: str) -> bool:
-        """Met by `done/<id>.md`, or `done/<id>*.md` as timestamped queues name finished tasks."""
-        exact = task_id + TASK_SUFFIX
-        if os.path.lexists(done_dir / exact):
-            return True
-        names = self._names.get(done_dir)
+    def _listing(self, directory: Path) -> frozenset[str]:
+        names = self._names.get(directory)
         if names is None:
             try:
-                names = frozenset(os.listdir(done_dir))
+                names = frozenset(os.listdir(directory))
             except OSError:
                 names = frozenset()
-            self._names[done_dir] = names
-        return any(n.startswith(task_id) and n.endswith(TASK_SUFFIX) for n in names)
+            self._names[directory] = names
+        return names
+
+    def _in(self, directory: Path, task_id: str) -> bool:
+        if os.path.lexists(directory / (task_id + TASK_SUFFIX)):
+            return True
+        return any(n.startswith(task_id) and n.endswith(TASK_SUFFIX) for n in self._listing(directory))
+
+    def has(self, done_dir: Path, task_id: str) -> bool:
+        """Met by `done/<id>.md`, or `done/<id>*.md` as timestamped queues name finished tasks."""
+        if self._in(done_dir, task_id):
+            return True
+        archive = done_dir.parent / "archive"
+        months = sorted(self._listing(archive), reverse=True)
+        return any(self._in(archive / month / "done", task_id) for month in months)
 
 
 def resolve_dependencies(

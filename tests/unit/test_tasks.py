@@ -728,3 +728,15 @@ def test_projects_are_discovered_and_names_are_data(tmp_path: Path) -> None:
     put(found["docs site; rm -rf ~"], "$(whoami).md", "hi")
     assert [t.key for t in q.Queue(now=Clock()).scan(found).tasks] == ["docs site; rm -rf ~:$(whoami)"]
     assert q.discover_projects(tmp_path / "missing") == {}
+
+
+def test_a_dependency_archived_by_the_janitor_still_counts_as_done(tmp_path: Path) -> None:
+    from engine.tasks import DoneListing
+
+    queue = tmp_path / "p" / ".agent-queue"
+    (queue / "done").mkdir(parents=True)
+    (queue / "archive" / "2026-10" / "done").mkdir(parents=True)
+    (queue / "archive" / "2026-10" / "done" / "old-schema.md").write_text("x")
+    listing = DoneListing()
+    assert listing.has(queue / "done", "old-schema")
+    assert not listing.has(queue / "done", "never-done")
