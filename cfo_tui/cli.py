@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("file", help="a captured pane (capture-pane -p output), or - for stdin")
     screen.add_argument("--transcript", type=Path, default=None, help="the agent's JSONL transcript")
 
-    from cfo_tui import delegate
+    from cfo_tui import delegate, service
 
     delegate.add_parser(sub, lambda p: _add_config(p, top=False))
+    service.add_parser(sub)
     for name in ("demo", "init", "check", "status", "screen"):
         _add_config(sub.choices[name], top=False)
     return parser
@@ -183,6 +184,12 @@ def cmd_delegate(args: argparse.Namespace) -> int:
     return run(args, config_path(args))
 
 
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from cfo_tui.service import run
+
+    return run(args, config_path(args))
+
+
 COMMANDS = {
     "init": cmd_init,
     "check": cmd_check,
@@ -190,6 +197,7 @@ COMMANDS = {
     "status": cmd_status,
     "demo": cmd_demo,
     "delegate": cmd_delegate,
+    "install-service": cmd_install_service,
 }
 
 

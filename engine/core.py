@@ -23,6 +23,7 @@ from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.durations import format_duration
 from engine.events import Event, EventLog
+from engine.janitor import Janitor
 from engine.launch import (
     Launch,
     LaunchError,
@@ -35,6 +36,7 @@ from engine.launch import (
     valid_resume_id,
 )
 from engine.lifecycle import ensure_pool, live_pool
+from engine.notify import Notifier
 from engine.runtime import Look, Running
 from engine.snapshot import Snapshot, build_snapshot, day_of
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 FULL_SCAN = 10.0  # the safety-net rescan when no file event arrives
 DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegated tasks
 WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
+JANITOR_PERIOD = 3600.0  # housekeeping runs at start and then hourly
 LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
@@ -111,6 +114,10 @@ class Engine:
         self.watchdog = Watchdog(config.watchdog, self.patterns)
         self.watchdog_tick = watchdog_tick
         self.status_port: int | None = None
+        # File ages and alert windows are wall-clock matters, whatever clock drives the engine's decisions.
+        self.notifier = Notifier(config.notifications, SystemClock())
+        self.janitor = Janitor.from_config(config, SystemClock(), self.emit, event_log=self.events)
+        self.janitor_period = JANITOR_PERIOD
 
     # ----------------------------------------------------------------- events and state
 
@@ -240,6 +247,13 @@ class Engine:
         loops.append(
             asyncio.create_task(self._loop(asyncio.Event(), lambda: self.watchdog_tick, self.watchdog_once))
         )
+        loops.append(
+            asyncio.create_task(self._loop(asyncio.Event(), lambda: self.janitor_period, self.janitor_once))
+        )
+        unsubscribe_notifier: Callable[[], None] | None = None
+        if self.notifier.enabled:
+            unsubscribe_notifier = self.subscribe(self.notifier.notify)
+            loops.append(asyncio.create_task(self.notifier.run()))
         if self.delegation is not None:
             self._wake_reap = asyncio.Event()
             loops.append(
@@ -255,6 +269,8 @@ class Engine:
             for task in stuck:
                 log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_coro())
             self.save()
+            if unsubscribe_notifier is not None:
+                unsubscribe_notifier()
             if status_server is not None:
                 await status_server.close()
             if self.delegation is not None:
@@ -583,6 +599,18 @@ class Engine:
                 wake = True
         if wake:
             self._wake_dispatch.set()
+
+    async def janitor_once(self) -> None:
+        """Housekeeping (see engine/janitor.py); sessions being launched count as live."""
+
+        def sweep() -> None:
+            live = set(self.tmux.list_sessions()) | set(self.running)
+            self.janitor.run_once(self._discover(), live)
+
+        try:
+            await asyncio.to_thread(sweep)
+        except TmuxError as exc:
+            log.error("janitor: %s", exc)
 
     async def _observe(self, run: Running, text: str, now: float) -> None:
         """A working session whose pane has not changed for `watchdog.stalled_after` is stalled."""
