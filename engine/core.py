@@ -46,6 +46,7 @@ from engine.stophook import StopHookError, install_stop_hook
 from engine.switcher import Trigger, next_usable, swap
 from engine.symlinks import ensure_links
 from engine.tasks import DoneListing, Task, TaskError, read_task, resolve_dependencies, task_id_of
+from engine.throughput import Throughput
 from engine.tmux import TmuxClient, TmuxError
 from engine.watchdog import Watchdog
 
@@ -118,6 +119,8 @@ class Engine:
         self.notifier = Notifier(config.notifications, SystemClock())
         self.janitor = Janitor.from_config(config, SystemClock(), self.emit, event_log=self.events)
         self.janitor_period = JANITOR_PERIOD
+        self.throughput = Throughput()
+        self.events.subscribe(self._on_event)
 
     # ----------------------------------------------------------------- events and state
 
@@ -127,6 +130,13 @@ class Engine:
 
     def emit(self, kind: str, **fields: Any) -> Event:
         return self.events.emit(kind, **fields)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "completed":
+            seconds = event.extra.get("seconds")
+            self.throughput.record(
+                event.ts, float(seconds) if isinstance(seconds, int | float) else None, event.account
+            )
 
     def _count(self, counter: str) -> None:
         """A lifetime total and one for today (the console's 'done today'); days past a week age out."""
@@ -155,8 +165,23 @@ class Engine:
             if self.delegation
             else None
         )
+        now = self.clock.now()
+        accounts = {
+            a.name: (
+                (self.state.accounts[a.name].usable_again_at, self.state.accounts[a.name].last_reset)
+                if a.name in self.state.accounts
+                else (None, None)
+            )
+            for a in self.config.accounts
+        }
         return build_snapshot(
-            self.config, self.state, self.last_scan, self.running, self.clock.now(), jobs=jobs
+            self.config,
+            self.state,
+            self.last_scan,
+            self.running,
+            now,
+            jobs=jobs,
+            throughput=self.throughput.view(now, accounts),
         )
 
     async def pane_tail(self, name: str, lines: int = 40) -> str:
@@ -319,6 +344,7 @@ class Engine:
         links = await asyncio.to_thread(ensure_links, self.config)
         for problem in links.problems:
             log.error("%s: %s", problem.key, problem.message)
+        await asyncio.to_thread(self.throughput.seed, self.events.path, self.clock.now())
         await asyncio.to_thread(self.ensure_pool_now, 0)
         await self.recover()
         self.save()
@@ -436,7 +462,7 @@ class Engine:
         self.state.dispatch, self.state.paused_until = "running", None
         for account in self.state.accounts.values():
             if account.usable_again_at is not None and account.usable_again_at <= now:
-                account.usable_again_at = None
+                account.last_reset, account.usable_again_at = account.usable_again_at, None
         self.save()
         self.emit("resumed", reason="limit reset", account=self.state.active_account)
         waiting = [r for r in self.running.values() if r.phase == "waiting"]
@@ -989,7 +1015,14 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
         self._count("completed")
-        self.emit("completed", session=run.session, task=run.task.key, account=run.account, reason=how)
+        self.emit(
+            "completed",
+            session=run.session,
+            task=run.task.key,
+            account=run.account,
+            reason=how,
+            seconds=round(self.clock.now() - run.started, 1),
+        )
         await self._release(run)
 
     async def _give_up(self, run: Running, reason: str) -> None:

@@ -14,6 +14,7 @@ from engine.delegation.manager import SUBMITTING
 from engine.delegation.router import decide
 from engine.runtime import Running
 from engine.state import State
+from engine.throughput import ThroughputView
 
 
 def day_of(ts: float) -> str:
@@ -74,6 +75,7 @@ class Snapshot:
     counters: Mapping[str, int] = field(default_factory=dict)
     blocked_warn: float | None = None
     """Seconds after which a blocked task is reported (`watchdog.blocked_warn`)."""
+    throughput: ThroughputView | None = None
 
     @property
     def working(self) -> int:
@@ -134,6 +136,7 @@ def build_snapshot(
     now: float,
     live_sessions: tuple[str, ...] = (),
     jobs: Mapping[str, tuple[str, str | None, str]] | None = None,
+    throughput: ThroughputView | None = None,
 ) -> Snapshot:
     """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them."""
     names = sorted(set(state.sessions) | set(live_sessions) | set(running))
@@ -192,6 +195,7 @@ def build_snapshot(
         swaps=swaps,
         counters=dict(state.counters),
         blocked_warn=config.watchdog.blocked_warn,
+        throughput=throughput,
     )
 
 

@@ -70,6 +70,8 @@ class SwapRecord:
 class AccountState:
     name: str
     usable_again_at: float | None = None
+    last_reset: float | None = None
+    """When its last limit reset: the start of the usage the console counts for it."""
 
 
 @dataclass
@@ -108,7 +110,10 @@ def state_to_dict(state: State) -> dict[str, object]:
         "dispatch": state.dispatch,
         "paused_until": state.paused_until,
         "sessions": [_session_to_dict(s) for s in state.sessions.values()],
-        "accounts": [{"name": a.name, "usable_again_at": a.usable_again_at} for a in state.accounts.values()],
+        "accounts": [
+            {"name": a.name, "usable_again_at": a.usable_again_at, "last_reset": a.last_reset}
+            for a in state.accounts.values()
+        ],
         "swaps": [_swap_to_dict(s) for s in state.swaps[-MAX_SWAPS:]],
         "counters": dict(state.counters),
         "requeues": dict(state.requeues),
@@ -166,7 +171,11 @@ def state_from_dict(data: object) -> State:
             raise StateError(f"{item.where}.name: duplicate session {session.name!r}")
         state.sessions[session.name] = session
     for item in root.objects("accounts"):
-        account = AccountState(name=item.text("name"), usable_again_at=item.opt_number("usable_again_at"))
+        account = AccountState(
+            name=item.text("name"),
+            usable_again_at=item.opt_number("usable_again_at"),
+            last_reset=item.opt_number("last_reset"),
+        )
         state.accounts[account.name] = account
     state.swaps = [_swap_from(item) for item in root.objects("swaps")][-MAX_SWAPS:]
     return state

@@ -217,7 +217,12 @@ class DelegationManager:
             self.counters["completed"] += 1
             self._count("completed")
             self._emit(
-                "completed", task=task.key, reason=f"delegated to {provider}", provider=provider, job=job.id
+                "completed",
+                task=task.key,
+                reason=f"delegated to {provider}",
+                provider=provider,
+                job=job.id,
+                seconds=round(now - since, 1) if since is not None else None,
             )
         else:
             self.counters["failed"] += 1
