@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import sys
 import time
@@ -24,6 +25,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, W
 
 from cfo_tui.messages import EngineEvent, EngineLog
 from cfo_tui.widgets.confirm import ConfirmScreen
+from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
 from cfo_tui.widgets.filter import FilterInput, TaskFilter
 from cfo_tui.widgets.footer import KeysFooter
 from cfo_tui.widgets.format import clock, count, elapsed
@@ -55,6 +57,7 @@ TAIL_REFRESH = 1.0
 STOP_TIMEOUT = 20.0
 """How long quitting waits for the engine to stop and save before leaving anyway."""
 RECENT = 50
+EVENTS_KEPT = KEPT
 REPEAT_TOAST = 60.0
 """The same engine error is shown again only after this many seconds."""
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
@@ -65,6 +68,7 @@ BOTTOM: tuple[tuple[str, str], ...] = (
     ("delegated", "Delegated"),
     ("recent", "Recent"),
     ("swaps", "Swaps"),
+    ("events", "Events"),
     ("tail", "Tail"),
 )
 """The panes under the sessions table, in tab order; on a small terminal one shows at a time."""
@@ -152,6 +156,14 @@ class CfoApp(App[int]):
         Binding("slash", "filter", "Filter", tooltip="Filter the task lists", id="filter"),
         Binding("question_mark", "help", "Help", tooltip="Keys and state words", id="help"),
         Binding(
+            "t",
+            "event_type",
+            "Event type",
+            show=False,
+            tooltip="Show only one type of event in the Events pane; again for the next type",
+            id="event-type",
+        ),
+        Binding(
             "left_square_bracket",
             "cycle_pane(-1)",
             "Previous tab",
@@ -205,6 +217,11 @@ class CfoApp(App[int]):
         self.delegated = DelegatedTable(id="delegated", classes="bottom")
         self.swaps = SwapsTable(id="swaps", classes="bottom")
         self.recent = RecentTable(id="recent", classes="bottom")
+        self.events_table = EventsTable(id="events", classes="bottom")
+        # Appended on whichever thread emits (deque.append is atomic): coalesced messages lose no event.
+        self._events: deque[tuple[int, Event]] = deque(maxlen=EVENTS_KEPT)
+        self._event_seq = itertools.count(1)
+        self._event_type: str | None = None
         self.task_filter = TaskFilter(id="filter")
         self.panes: dict[str, Widget] = {
             "inbox": self.inbox,
@@ -212,6 +229,7 @@ class CfoApp(App[int]):
             "delegated": self.delegated,
             "recent": self.recent,
             "swaps": self.swaps,
+            "events": self.events_table,
             "tail": self.tail,
         }
 
@@ -228,6 +246,7 @@ class CfoApp(App[int]):
             yield self.delegated
             yield self.swaps
             yield self.recent
+            yield self.events_table
         yield self.task_filter
         yield KeysFooter()
 
@@ -287,6 +306,7 @@ class CfoApp(App[int]):
 
     def _forward(self, event: Event) -> None:
         """Subscriber callback: runs on whichever thread emitted, so it only posts a message."""
+        self._events.append((next(self._event_seq), event))
         with contextlib.suppress(RuntimeError):  # the app's loop has already closed
             self.post_message(EngineEvent(event))
 
@@ -396,6 +416,13 @@ class CfoApp(App[int]):
             self._set_title(self.recent, f"Recent {len(self._recent)}")
             self._set_tab("swaps", f"Swaps {len(snap.swaps)}")
             self._set_title(self.swaps, f"Swaps {len(snap.swaps)}")
+            self._show_events(now)
+
+    def _show_events(self, now: float) -> None:
+        shown = self.events_table.show(list(self._events), now, self._event_type)
+        only = f" · {self._event_type}" if self._event_type else ""
+        self._set_tab("events", f"Events {shown}{only}")
+        self._set_title(self.events_table, f"Events {shown}{only or ' · t: filter by type'}")
 
     def _snapshot(self) -> Snapshot:
         """The last snapshot taken (one is taken if none was yet)."""
@@ -619,6 +646,11 @@ class CfoApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_event_type(self) -> None:
+        """Cycle the Events pane through every type seen so far, then back to all of them."""
+        self._event_type = cycle_type(self._event_type, [e.type for _, e in list(self._events)])
+        self._show_events(self._now())
+
     def action_cycle_pane(self, step: int) -> None:
         if step > 0:
             self.tabs.action_next_tab()
@@ -675,6 +707,11 @@ class CfoApp(App[int]):
         )
         yield SystemCommand(
             "Filter tasks", "Narrow the task lists by project, id or title (/)", self.action_filter
+        )
+        yield SystemCommand(
+            "Filter events by type",
+            "Show one type of event, then the next, then all (t)",
+            self.action_event_type,
         )
         yield SystemCommand("Help", "Keys and what the state words mean (?)", self.action_help)
 

@@ -77,8 +77,29 @@ def _counts_line(snap: Snapshot, width: int) -> Text:
     return line
 
 
+def _throughput_line(snap: Snapshot, now: float) -> Text:
+    """Tasks done in the last hour, the median task time, and what each account did since its reset."""
+    line = Text(" ", no_wrap=True, overflow="ellipsis", end="")
+    view = snap.throughput
+    if view is None:
+        line.append("throughput: —", "dim")
+        return line
+    line.append(count(view.last_hour), "bold" if view.last_hour else "dim")
+    line.append(" done in the last hour", "" if view.last_hour else "dim")
+    line.append(" · ", "dim")
+    line.append("median ")
+    line.append(elapsed(view.median_seconds) if view.median_seconds is not None else "—", "bold")
+    for use in view.accounts:
+        line.append(" · ", "dim")
+        line.append(use.name, "bold" if use.name == snap.active_account else "")
+        line.append(f" {count(use.tasks)} task{'' if use.tasks == 1 else 's'} {elapsed(use.seconds)}")
+        since = f"since reset {clock(use.since, now, seconds=False)}" if use.since_reset else "in 5h"
+        line.append(f" {since}", "dim")
+    return line
+
+
 class SummaryBar(Widget):
-    """Two lines at the top; each is cut with an ellipsis rather than wrapped.
+    """Three lines at the top; each is cut with an ellipsis rather than wrapped.
 
     Its size never depends on its text, so an update repaints it without a layout pass.
     """
@@ -91,7 +112,9 @@ class SummaryBar(Widget):
     def show(self, snap: Snapshot, now: float, engine_note: str | None = None) -> None:
         self._shown = (snap, now, engine_note)
         width = self.content_region.width or 200
-        text = Text("\n", end="").join([_accounts_line(snap, now, engine_note), _counts_line(snap, width)])
+        text = Text("\n", end="").join(
+            [_accounts_line(snap, now, engine_note), _counts_line(snap, width), _throughput_line(snap, now)]
+        )
         if text != self.text:
             self.text = text
             self.refresh()

@@ -20,6 +20,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "swap to the next usable account (asks first, naming it)"),
     ("enter", "zoom the selected session's pane; enter or escape to come back"),
     ("/", "filter the task lists; enter keeps the filter, escape clears it"),
+    ("t", "Events pane: one type of event at a time, then the next; back to all"),
     ("↑ ↓", "select a session: the Tail pane follows it"),
     ("[ ]", "previous / next tab on a small terminal"),
     ("tab", "move between panes"),

@@ -10,6 +10,7 @@ from textual.pilot import Pilot
 from cfo_tui.app import CfoApp, make_app
 from engine.events import Event
 from engine.snapshot import SessionRow, Snapshot, SwapRow, TaskRow, day_of
+from engine.throughput import AccountUse, ThroughputView
 from tests.tui.fakes import NOW, FakeEngine, make_config
 
 AGENT_PANE = (
@@ -198,6 +199,14 @@ def busy() -> Snapshot:
             f"completed:{day_of(NOW - 86400)}": 51,
         },
         blocked_warn=6 * 3600.0,
+        throughput=ThroughputView(
+            last_hour=14,
+            median_seconds=252.0,
+            accounts=(
+                AccountUse("primary", 23, 3 * 3600 + 640, NOW - 3 * 3600 - 1200, since_reset=True),
+                AccountUse("secondary", 4, 1510, NOW - 5 * 3600, since_reset=False),
+            ),
+        ),
     )
 
 
@@ -258,6 +267,75 @@ async def after_swap_event(pilot: Pilot[int]) -> None:
     await settle(pilot)
 
 
+EVENTS = (
+    Event("dispatched", NOW - 95, session="ccl-auto-13", task="docs site:002-changelog", account="primary"),
+    Event(
+        "delegated",
+        NOW - 90,
+        task="docs site:005-glossary",
+        reason="preferred_ai is gemini",
+        extra={"provider": "gemini", "job": "job-8"},
+    ),
+    Event(
+        "completed",
+        NOW - 80,
+        session="ccl-auto-14",
+        task="webapp:001-signup-copy",
+        account="primary",
+        reason="turn ended",
+        extra={"seconds": 312.0},
+    ),
+    Event(
+        "blocked_too_long",
+        NOW - 70,
+        task="billing-api:009-ledger",
+        reason="blocked for 23h: unsafe depends_on entry",
+    ),
+    Event(
+        "stalled",
+        NOW - 60,
+        session="ccl-auto-15",
+        task="billing-api:002-flaky-server",
+        account="primary",
+        reason="no output for 15m",
+    ),
+    Event(
+        "failed",
+        NOW - 40,
+        session="ccl-auto-16",
+        task="webapp:003-old-browser",
+        account="primary",
+        reason="crashed twice: the agent exited",
+    ),
+    Event(
+        "api_error",
+        NOW - 30,
+        session="ccl-auto-12",
+        task="webapp:002-banner",
+        reason="API Error: 529 overloaded_error",
+    ),
+    Event(
+        "dispatched",
+        NOW - 4,
+        session="ccl-auto-13",
+        task="docs site:003-changelog",
+        account="primary",
+        extra={"model": "sonnet"},
+    ),
+)
+
+
+async def with_events(pilot: Pilot[int]) -> None:
+    """A morning's worth of events, as the engine would have sent them."""
+    app = pilot.app
+    assert isinstance(app, CfoApp) and isinstance(app.engine, FakeEngine)
+    for event in EVENTS:
+        app.engine.emit(event)
+    await settle(pilot)
+    app.clear_notifications()  # the toasts were seen at the time; the picture is about the panes
+    await settle(pilot)
+
+
 @dataclass(frozen=True)
 class Scene:
     name: str
@@ -271,7 +349,7 @@ SCENES: dict[str, Scene] = {
     scene.name: scene
     for scene in (
         Scene("empty_pool", lambda: app_for(empty()), (120, 30)),
-        Scene("busy_pool", lambda: app_for(busy()), (200, 60)),
+        Scene("busy_pool", lambda: app_for(busy()), (200, 60), before=with_events),
         Scene("busy_pool_80x24", lambda: app_for(busy()), (80, 24)),
         Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
         Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
@@ -282,5 +360,19 @@ SCENES: dict[str, Scene] = {
         Scene("swap_confirm", lambda: app_for(busy()), (80, 24), press=("s",)),
         Scene("zoomed_tail", lambda: app_for(busy()), (100, 30), press=("enter",)),
         Scene("filtered", lambda: app_for(busy()), (120, 36), press=("slash", *"app", "enter")),
+        Scene(
+            "events_pane",
+            lambda: app_for(busy()),
+            (100, 30),
+            press=("left_square_bracket", "left_square_bracket"),
+            before=with_events,
+        ),
+        Scene(
+            "events_by_type",
+            lambda: app_for(busy()),
+            (100, 30),
+            press=("left_square_bracket", "left_square_bracket", "t", "t"),
+            before=with_events,
+        ),
     )
 }

@@ -341,6 +341,36 @@ def test_watchdog_findings_arrive_as_warning_toasts() -> None:
     drive(script)
 
 
+def test_t_shows_one_event_type_at_a_time_and_no_event_is_lost_to_coalescing() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        # Routine events coalesce into one re-render; every one of them must still reach the pane.
+        threads = [
+            threading.Thread(
+                target=engine.emit, args=(Event("dispatched", NOW - n, session=f"s{n}", task=f"p:t{n}"),)
+            )
+            for n in range(20)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        engine.emit(Event("stalled", NOW, session="s1", task="p:t1", reason="no output for 15m"))
+        await pilot.pause()
+        app.show_snapshot()
+        assert len(app.events_table.keys) == 21
+        assert app.events_table.border_title == "Events 21 · t: filter by type"
+        await pilot.press("t")
+        assert {app.events_table.cell(k, "type") for k in app.events_table.keys} == {"dispatched"}
+        assert len(app.events_table.keys) == 20
+        assert app.events_table.border_title == "Events 20 · dispatched"
+        await pilot.press("t")
+        assert [app.events_table.cell(k, "task") for k in app.events_table.keys] == ["p:t1"]
+        await pilot.press("t")
+        assert len(app.events_table.keys) == 21
+
+    drive(script)
+
+
 def test_engine_errors_become_toasts_once_a_minute_each() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         logger = logging.getLogger("engine.core")

@@ -52,3 +52,11 @@ def test_help_screen(snap_compare: SnapCompare) -> None:
 
 def test_swap_confirm_modal_names_the_target(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "swap_confirm")
+
+
+def test_events_pane_with_the_throughput_strip(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "events_pane")
+
+
+def test_events_pane_filtered_to_one_type(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "events_by_type")
