@@ -10,6 +10,8 @@ from engine.events import Event
 
 KEPT = 500
 """Events held for the pane; the full history is in events.jsonl."""
+SHOWN = 100
+"""Rows rendered: the newest of the selected type (a refresh re-diffs them all)."""
 
 EVENT_STYLES: dict[str, str] = {
     "completed": "green",
@@ -47,8 +49,20 @@ class EventsTable(LiveTable):
         ColumnSpec("reason", "Detail", 12, flex=3),
     )
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._shown: tuple[int, str | None, int, int] | None = None
+
     def show(self, numbered: Sequence[tuple[int, Event]], now: float, only: str | None = None) -> int:
-        """`numbered`: (sequence number, event), oldest first; newest shown first. Returns how many shown."""
+        """`numbered`: (sequence number, event), oldest first; the newest SHOWN are rendered, newest first.
+        Returns how many match. Nothing is re-rendered unless an event arrived, the type or the minute
+        changed (times show seconds, but an old event's time never changes)."""
+        matching = [(seq, e) for seq, e in numbered if only is None or e.type == only]
+        newest = matching[-1][0] if matching else 0
+        key = (newest, only, len(matching), int(now // 60))
+        if key == self._shown:
+            return len(matching)
+        self._shown = key
         rows: list[Row] = [
             (
                 str(seq),
@@ -60,11 +74,10 @@ class EventsTable(LiveTable):
                     "reason": (_detail(e), "dim"),
                 },
             )
-            for seq, e in reversed(numbered)
-            if only is None or e.type == only
+            for seq, e in reversed(matching[-SHOWN:])
         ]
         self.sync(rows)
-        return len(rows)
+        return len(matching)
 
 
 def _detail(event: Event) -> str:
