@@ -40,6 +40,7 @@ def cycle_type(current: str | None, seen: Sequence[str], step: int = 1) -> str |
 
 
 class EventsTable(LiveTable):
+    POSITIONAL = True
     EMPTY = "no events yet"
     COLUMNS = (
         ColumnSpec("time", "Time", 8),

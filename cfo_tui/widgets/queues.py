@@ -35,6 +35,7 @@ def _more(hidden: int, columns: Sequence[ColumnSpec]) -> Row:
 
 
 class InboxTable(LiveTable):
+    POSITIONAL = True
     EMPTY = "empty: new task files in <project>/.agent-queue/inbox show here"
     COLUMNS = (
         ColumnSpec("priority", "Priority", 8),
@@ -63,6 +64,7 @@ class InboxTable(LiveTable):
 
 
 class BlockedTable(LiveTable):
+    POSITIONAL = True
     EMPTY = "nothing is waiting for a dependency"
     COLUMNS = (
         ColumnSpec("project", "Project", 10, flex=1, drop=1),
@@ -99,6 +101,7 @@ class BlockedTable(LiveTable):
 
 
 class DelegatedTable(LiveTable):
+    POSITIONAL = True
     EMPTY = "nothing delegated"
     COLUMNS = (
         ColumnSpec("project", "Project", 10, flex=1, drop=1),
@@ -128,6 +131,7 @@ class DelegatedTable(LiveTable):
 
 
 class RecentTable(LiveTable):
+    POSITIONAL = True
     EMPTY = "nothing finished yet"
     COLUMNS = (
         ColumnSpec("time", "Time", 8),

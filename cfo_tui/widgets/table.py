@@ -73,6 +73,10 @@ def note_row(columns: Sequence[ColumnSpec], name: str, text: str) -> Row:
     return (NOTE + name, cells)
 
 
+def _slot(index: int) -> str:
+    return f"\x01{index}"
+
+
 class CellText:
     """One line of styled text, cut with an ellipsis to the width it is given.
 
@@ -112,6 +116,11 @@ class LiveTable(DataTable[CellText]):
     COLUMNS: ClassVar[tuple[ColumnSpec, ...]] = ()
     EMPTY: ClassVar[str] = ""
     """What an empty table says (see `note_row`)."""
+    POSITIONAL: ClassVar[bool] = False
+    """Rows that flow (a queue's head leaves, the newest event comes first) are drawn in fixed slots
+    whose cells are rewritten: DataTable lays the whole screen out again on every removed row, and a
+    row inserted at the top would mean re-adding all below it. The cursor then keeps its place, not
+    its row. Off for tables whose selection must follow a row (the sessions)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", cell_padding=1)
@@ -184,6 +193,20 @@ class LiveTable(DataTable[CellText]):
         """The plain text of a cell, for tests and callers that read what is shown."""
         return self._rows[key][column][0]
 
+    def _sync_slots(self, rows: Sequence[Row]) -> None:
+        old = [self._rows[key] for key in self._order]
+        self._rows, self._order = dict(rows), [key for key, _ in rows]
+        if not self._layout:
+            return
+        for i, (_, cells) in enumerate(rows[: len(old)]):
+            for column, _ in self._layout:
+                if old[i][column] != cells[column]:
+                    self.update_cell(_slot(i), column, _text(cells[column]))
+        for i in range(len(old) - 1, len(rows) - 1, -1):
+            self.remove_row(_slot(i))
+        for i in range(len(old), len(rows)):
+            self.add_row(*(_text(rows[i][1][column]) for column, _ in self._layout), key=_slot(i))
+
     def on_resize(self, event: events.Resize) -> None:
         self._relayout()
 
@@ -208,12 +231,16 @@ class LiveTable(DataTable[CellText]):
 
     def _add(self, key: str) -> None:
         cells = self._rows[key]
-        self.add_row(*(_text(cells[column]) for column, _ in self._layout), key=key)
+        slot = _slot(self._order.index(key)) if self.POSITIONAL else key
+        self.add_row(*(_text(cells[column]) for column, _ in self._layout), key=slot)
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Show `rows` in this order, touching only what changed."""
         if not rows and self.EMPTY:
             rows = [note_row(self.COLUMNS, "empty", self.EMPTY)]
+        if self.POSITIONAL:
+            self._sync_slots(rows)
+            return
         selected = self.selected_key
         new = dict(rows)
         order = [key for key, _ in rows]
