@@ -334,6 +334,12 @@ class Engine:
         names = [a.name for a in self.config.accounts]
         if self.state.active_account not in names:
             self.state.active_account = names[0]
+        for name, s in self.state.sessions.items():
+            if s.state == OUT_OF_POOL:
+                # A restart is how the operator says the account is logged in again: a fresh chance.
+                s.state = "idle"
+                self.state.counters.pop(f"auth_failures:{name}", None)
+                log.info("%s: back in the pool after the restart", name)
         self.config.watcher.done_signal_dir.mkdir(parents=True, exist_ok=True)
         if self.config.agent.install_stop_hook:
             for account in self.config.accounts:
@@ -1015,6 +1021,8 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
         self._count("completed")
+        # A finished turn proves the session's login works: an earlier auth failure no longer counts.
+        self.state.counters.pop(f"auth_failures:{run.session}", None)
         self.emit(
             "completed",
             session=run.session,

@@ -33,26 +33,39 @@ RESUMED = "resumed"
 LAUNCH_FAILED = "launch_failed"
 STALLED = "stalled"
 RECOVERED = "recovered"
-ERROR = "error"
 KNOWN_TYPES = frozenset(
     {
         DISPATCHED,
+        "submitted",
         COMPLETED,
         FAILED,
         REQUEUED,
         BLOCKED,
         UNBLOCKED,
+        "blocked_too_long",
         DELEGATED,
+        "delegation_fallback",
         SWAP,
         QUOTA_HIT,
+        "all_exhausted",
         PAUSED,
         RESUMED,
         LAUNCH_FAILED,
+        "api_error",
+        "auth_failed",
+        "session_disabled",
         STALLED,
+        "unstalled",
         RECOVERED,
-        ERROR,
+        "started",
+        "stopped",
+        "archived",
+        "rotated",
+        "cleaned",
+        "inbox_stale",
     }
 )
+"""Every type the engine emits (docs/operations.md describes each); readers must accept others."""
 
 _CORE = ("ts", "type", "session", "task", "account", "reason")
 

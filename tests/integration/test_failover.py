@@ -122,6 +122,13 @@ def test_auth_failure_restarts_once_then_takes_the_session_out_of_the_pool(ws: W
     assert engine.state.sessions["ccl-auto-11"].state == "out of pool"
     assert "auth failure twice" in (ws.project("web") / ".agent-queue" / "failed" / "login.md").read_text()
 
+    # Logged in again and restarted: the session is back, with a fresh count of failures.
+    ws.add_task("web", "after", "Fine now\nsim: work 100ms")
+    again = new_engine(ws)
+    run_engine(again, lambda: ws.done("web") == ["after.md"], timeout=60)
+    assert "session: ccl-auto-11" in (ws.project("web") / ".agent-queue" / "done" / "after.md").read_text()
+    assert "auth_failures:ccl-auto-11" not in again.state.counters
+
 
 def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Workspace) -> None:
     from engine.launch import command_line
