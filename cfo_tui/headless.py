@@ -49,6 +49,7 @@ async def serve(
     config: Config, tmux: TmuxClient, until_idle: bool = False, stream: TextIO = sys.stderr
 ) -> int:
     from engine.core import Engine
+    from engine.lock import EngineBusy
 
     with_time = setup_logging(stream)
     faulthandler.register(signal.SIGUSR1, file=stream)  # `kill -USR1` prints every thread's stack
@@ -75,9 +76,14 @@ async def serve(
                     stop.set()
 
         drain = asyncio.create_task(watch_drain())
-    await runner
-    if until_idle:
-        drain.cancel()
+    try:
+        await runner
+    except EngineBusy as exc:
+        print(f"cfo: {exc}", file=stream, flush=True)
+        return 1
+    finally:
+        if until_idle:
+            drain.cancel()
     return 0
 
 

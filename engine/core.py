@@ -36,6 +36,7 @@ from engine.launch import (
     valid_resume_id,
 )
 from engine.lifecycle import ensure_pool, live_pool
+from engine.lock import StateLock
 from engine.notify import Notifier
 from engine.runtime import Look, Running
 from engine.snapshot import Snapshot, build_snapshot, day_of
@@ -254,6 +255,14 @@ class Engine:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Start every worker and serve until `stop` is set; state is saved on the way out."""
         stop = stop or asyncio.Event()
+        lock = StateLock(self.config.state_dir)
+        lock.acquire()
+        try:
+            await self._run(stop)
+        finally:
+            lock.release()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         # Blocking tmux calls run in threads; the default pool (cores + 4) queues a 20-session swap.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="cfo")

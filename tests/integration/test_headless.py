@@ -91,6 +91,28 @@ def test_sigterm_to_the_process_group_stops_cleanly_with_state_saved(ws: Workspa
     assert "Traceback" not in log.read_text()
 
 
+def test_a_second_engine_on_the_same_state_is_refused_in_one_line(ws: Workspace) -> None:
+    config = write_config(ws)
+    first_log, second_log = ws.root / "first.log", ws.root / "second.log"
+    first = start(config, first_log)
+    try:
+        wait_until(lambda: count_events(ws, "started") == 1, timeout=30, what="first engine started")
+        second = start(config, second_log)
+        assert second.wait(timeout=30) == 1
+        lines = second_log.read_text().strip().splitlines()
+        assert lines == [
+            f"cfo: {ws.root / 'state' / 'cfo.lock'}: another cfo (pid {first.pid}) is running on this "
+            "state_dir; stop it first (the service: systemctl --user stop cfo.service)"
+        ]
+        assert first.poll() is None  # the running one is untouched
+        os.killpg(first.pid, signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert count_events(ws, "started") == 1
+
+
 def test_status_json_reports_the_contract_keys(ws: Workspace) -> None:
     ws.add_task("proj", "a", "A")
     ws.add_task("proj", "b", "B", depends_on=["proj:a"])
