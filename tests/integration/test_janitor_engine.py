@@ -36,9 +36,7 @@ def test_old_done_files_are_archived_at_start_and_a_dependency_on_them_still_hol
 
     def add_dependent_once_archived() -> None:
         if not added and list(archive.glob("*/done/old.md")):
-            added.append(
-                ws.add_task("api", "needs-old", "After\nsim: work 100ms", depends_on=["api:old"])
-            )
+            added.append(ws.add_task("api", "needs-old", "After\nsim: work 100ms", depends_on=["api:old"]))
 
     engine = new_engine(ws)
     run_engine(

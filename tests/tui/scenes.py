@@ -258,6 +258,10 @@ async def settle(pilot: Pilot[int]) -> None:
     if fetches:
         await pilot.app.workers.wait_for_complete(fetches)
     await pilot.pause()
+    # Events mark the panes dirty and the next refresh tick renders them; render now instead of racing it.
+    if isinstance(pilot.app, CfoApp):
+        pilot.app.show_snapshot()
+        await pilot.pause()
 
 
 async def after_swap_event(pilot: Pilot[int]) -> None:
