@@ -21,7 +21,8 @@ QUIET = ("watchfiles", "libtmux", "httpx")
 def format_event(event: Event, with_time: bool = True) -> str:
     """`12:03:04 dispatched session=ccl-auto-11 task=web:001 account=primary`: one line per event."""
     data = event.to_dict()
-    stamp = str(data.pop("ts"))[11:19] + " " if with_time else ""
+    ts = str(data.pop("ts"))
+    stamp = ts[11:19] + " " if with_time else ""
     kind = data.pop("type")
     fields = " ".join(f"{k}={v}" for k, v in data.items() if v not in (None, ""))
     return f"{stamp}{kind} {fields}".rstrip()

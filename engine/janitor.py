@@ -27,6 +27,7 @@ INBOX_STALE = "inbox_stale"
 
 SIGNAL_PREFIX = "agent-done-"
 REASON_SUFFIX = ".reason"
+DELEGATED_SUFFIX = ".delegated"
 RESUME_SUFFIX = "-resume-id.txt"
 EVENTS_NAME = "events.jsonl"
 # Rotated logs are the only thing the janitor ever deletes: they are its own output, not the operator's.
@@ -239,9 +240,13 @@ class Janitor:
     def _stale_inbox(self, project: str, inbox: Path) -> list[Path]:
         now = self.clock.now()
         stale: list[Path] = []
-        for entry in _entries(inbox):
+        entries = _entries(inbox)
+        names = {e.name for e in entries}
+        for entry in entries:
             if not entry.name.endswith(TASK_SUFFIX):
                 continue
+            if entry.name + DELEGATED_SUFFIX in names:
+                continue  # a job service is working on it: not waiting for anyone
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:

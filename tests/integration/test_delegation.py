@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engine import queue as q
@@ -168,3 +171,58 @@ def test_delegated_jobs_show_in_the_snapshot_with_provider_and_status(
     row = engine.snapshot().delegated[0]
     assert (row.key, row.provider, row.job, row.job_status) == ("api:slow", "gemini", "job-1", "running")
     assert engine.snapshot().inbox == ()
+
+
+def test_a_long_delegated_job_is_never_flagged_and_its_counters_are_served(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.plan(Plan(polls=10**9))
+    ws.add_task("api", "long", "A long job", **GPU)
+    engine = engine_for(
+        ws,
+        server,
+        status_api__listen="127.0.0.1:0",
+        watchdog__stalled_after="200ms",
+        watchdog__blocked_warn="200ms",
+        watchdog__blocked_fail="400ms",
+    )
+    seen: dict[str, Any] = {}
+
+    def ask() -> None:
+        # From a thread of its own, as a scraper: the engine's loop answers while it works.
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            base = f"http://127.0.0.1:{engine.status_port}"
+            seen["delegated"] = client.get(f"{base}/api/delegated/status").json()
+            seen["watchdog"] = client.get(f"{base}/watchdog").json()
+
+    def running_well_past_every_limit() -> bool:
+        if engine.status_port is None or "job-1" not in server.jobs:
+            return False
+        first = seen.setdefault("submitted_at", time.monotonic())
+        if time.monotonic() - first < 1.5:
+            return False
+        if "asker" not in seen:
+            seen["asker"] = threading.Thread(target=ask, daemon=True)
+            seen["asker"].start()
+        return not seen["asker"].is_alive()
+
+    run_engine(engine, running_well_past_every_limit, timeout=30)
+
+    delegated = seen["delegated"]
+    assert delegated["enabled"] is True and delegated["active"] == 1
+    assert delegated["counters"] == {
+        "submitted": 1,
+        "submit_failed": 0,
+        "fallbacks": 0,
+        "completed": 0,
+        "failed": 0,
+    }
+    assert [(j["task"], j["job"], j["status"]) for j in delegated["jobs"]] == [
+        ("api:long", "job-1", "running")
+    ]
+    assert seen["watchdog"]["stalled"] == [] and seen["watchdog"]["blocked"] == []
+    assert types(ws, "api:long") == ["delegated"]  # never stalled, blocked, stuck or failed
+    assert sorted(p.name for p in (ws.project("api") / ".agent-queue" / "inbox").iterdir()) == [
+        "long.md",
+        "long.md.delegated",
+    ]

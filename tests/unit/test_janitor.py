@@ -159,6 +159,8 @@ def test_the_inbox_is_never_touched_and_stale_tasks_are_reported_once(world: Wor
     world.put(inbox / "running.md.dispatched", age_days=40)
     world.put(inbox / "stale.md.blocked", age_days=40)
     world.put(inbox / "ancient.md", age_days=400)
+    world.put(inbox / "away.md", age_days=30)
+    world.put(inbox / "away.md.delegated", "job-1", age_days=30)
     before = snapshot(inbox)
 
     first = world.janitor.run_once(world.projects, set())
