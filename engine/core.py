@@ -216,7 +216,8 @@ class Engine:
         if run is None or run.phase != "working":
             return False
         run.phase = "finishing"
-        self._spawn(self._complete(run, "forced by operator"))
+        # The agent is mid-turn: a /exit alone would wait under its input box until the turn ends.
+        self._spawn(self._complete(run, "forced by operator", interrupt=True))
         return True
 
     def request_swap(self, reason: str) -> str | None:
@@ -1024,7 +1025,7 @@ class Engine:
             "how": how,
         }
 
-    async def _complete(self, run: Running, how: str) -> None:
+    async def _complete(self, run: Running, how: str, interrupt: bool = False) -> None:
         try:
             await asyncio.to_thread(q.complete, run.claimed, self._footer(run, how))
         except TaskError as exc:
@@ -1040,7 +1041,7 @@ class Engine:
             reason=how,
             seconds=round(self.clock.now() - run.started, 1),
         )
-        await self._release(run)
+        await self._release(run, stop_agent=interrupt)
 
     async def _give_up(self, run: Running, reason: str) -> None:
         try:
