@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cfo_tui.cli import main
+from tests.unit.test_config import ACCOUNTS, PROBLEMS
 
 DATA = Path(__file__).parent.parent / "data" / "panes"
 
@@ -39,6 +42,23 @@ def test_check_prints_every_config_problem_with_its_key_path(tmp_path: Path) -> 
     assert any("bogus" in line for line in lines)
     assert any("accounts" in line for line in lines)
     assert all(line.startswith(str(path)) for line in lines)
+
+
+@pytest.mark.parametrize(("text", "key", "fragment"), [p[1:] for p in PROBLEMS], ids=[p[0] for p in PROBLEMS])
+def test_check_names_each_config_mistake_with_its_key_and_fails(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    key: str,
+    fragment: str,
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "config.yaml"
+    path.write_text(text if "accounts" in text else ACCOUNTS + text, encoding="utf-8")
+    assert main(["check", "--config", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"{path}: {key}: ") and fragment in line for line in lines), lines
 
 
 def test_check_passes_on_a_valid_setup(tmp_path: Path) -> None:
