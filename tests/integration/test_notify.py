@@ -261,6 +261,41 @@ def test_a_dead_receiver_never_blocks_the_engine_and_is_given_up_with_an_error(
     assert "gave up on a failed alert after 3 attempts" in errors[0].getMessage()
 
 
+def test_a_receiver_that_never_answers_times_out_without_holding_up_the_engine(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="engine.notify")
+    gaps: list[float] = []
+    with socket.socket() as silent:
+        # Connections are accepted by the kernel and the request is sent, but no answer ever comes.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        notifier = Notifier(webhook(url), SystemClock(), window=0.0, attempts=2, backoff=0.05, timeout=0.3)
+
+        async def body() -> None:
+            async def ticker() -> None:
+                last = time.monotonic()
+                while True:
+                    await asyncio.sleep(0.01)
+                    now = time.monotonic()
+                    gaps.append(now - last)
+                    last = now
+
+            tick = asyncio.create_task(ticker())
+            notifier.notify(ev("swap", account="secondary", from_account="primary"))
+            await until(lambda: any(r.levelno == logging.ERROR for r in caplog.records), timeout=5.0)
+            tick.cancel()
+
+        started = time.monotonic()
+        with_notifier(notifier, body)
+        took = time.monotonic() - started
+    assert max(gaps) < 0.25  # the loop kept turning while the POST waited
+    assert 0.5 <= took < 4.0  # two attempts of 0.3 s each, then given up
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "gave up on a swap alert after 2 attempts" in errors[0]
+
+
 def test_desktop_alerts_go_through_notify_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
     bin_dir.mkdir()
