@@ -61,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("file", help="a captured pane (capture-pane -p output), or - for stdin")
     screen.add_argument("--transcript", type=Path, default=None, help="the agent's JSONL transcript")
 
-    from cfo_tui import delegate, service
+    from cfo_tui import completion, delegate, service
 
     delegate.add_parser(sub, lambda p: _add_config(p, top=False))
     service.add_parser(sub)
+    completion.add_parser(sub)
     for name in ("demo", "init", "check", "status", "screen"):
         _add_config(sub.choices[name], top=False)
     return parser
@@ -190,6 +191,13 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     return run(args, config_path(args))
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from cfo_tui.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
+
+
 COMMANDS = {
     "init": cmd_init,
     "check": cmd_check,
@@ -198,6 +206,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "delegate": cmd_delegate,
     "install-service": cmd_install_service,
+    "completion": cmd_completion,
 }
 
 
