@@ -74,8 +74,10 @@ def install_stop_hook(account_home: Path, done_signal_dir: Path) -> bool:
     if not changed:
         return False
     account_home.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    fd, tmp = tempfile.mkstemp(dir=account_home, prefix=".settings.", suffix=".tmp")
+    # Settings kept in a dotfiles repository and linked in stay linked: write the file the link names.
+    target = path.resolve() if path.is_symlink() and path.exists() else path
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".settings.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(settings, handle, indent=2)
@@ -83,7 +85,7 @@ def install_stop_hook(account_home: Path, done_signal_dir: Path) -> bool:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise StopHookError(f"{path}: cannot write settings ({exc})") from exc

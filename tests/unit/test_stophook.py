@@ -30,6 +30,22 @@ def test_merge_keeps_the_users_settings_and_hooks(tmp_path: Path) -> None:
     assert settings["hooks"]["Stop"][0] == USER_HOOK and len(settings["hooks"]["Stop"]) == 2
 
 
+def test_a_linked_settings_file_stays_a_link_and_its_target_gets_the_hook(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles" / "settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text(json.dumps({"model": "opus"}))
+    dotfiles.chmod(0o640)
+    home = tmp_path / "acct"
+    home.mkdir()
+    (home / "settings.json").symlink_to(dotfiles)
+    assert install_stop_hook(home, tmp_path / "signals")
+    assert (home / "settings.json").is_symlink()
+    settings = json.loads(dotfiles.read_text())
+    assert settings["model"] == "opus" and len(settings["hooks"]["Stop"]) == 1
+    assert dotfiles.stat().st_mode & 0o777 == 0o640
+    assert not list(home.glob(".settings.*")) and not list(dotfiles.parent.glob(".settings.*"))
+
+
 def test_a_second_install_changes_nothing_and_a_new_signal_dir_replaces_only_ours(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"hooks": {"Stop": [USER_HOOK]}}))
