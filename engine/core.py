@@ -851,7 +851,12 @@ class Engine:
         now = self.clock.now()
         signal = self._signal(run.session)
         signalled = signal.exists()
-        stop = screen.classify(look.text, self.patterns)
+        # The transcript is read only when something happened: the pane changed or the turn ended.
+        record = (
+            await asyncio.to_thread(self._follow, run) if signalled or look.text != run.last_text else None
+        )
+        stop = self._turn_stop(run, look.text, record)
+        run.last_text = look.text
         if stop is not None:
             if signalled:
                 signal.unlink(missing_ok=True)  # a turn that ended on a stop is not a completion
@@ -862,7 +867,10 @@ class Engine:
             screen.turn_ended(look.text, self.patterns)
             and screen.read_state(look.text, self.patterns) == "idle"
         )
-        if ended or signalled:
+        if (ended or signalled) and run.follower is not None and run.follower.stop is not None:
+            # The transcript says the turn ended on an API error whose wording is unknown: not a completion.
+            signal.unlink(missing_ok=True)
+        elif ended or signalled:
             run.phase = "finishing"
             await self._complete(run, "done signal" if signalled and not ended else "turn ended")
         elif now - max(run.started, run.resumed_at) > self.config.watcher.idle_timeout:
@@ -915,22 +923,67 @@ class Engine:
         )
         await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
 
-    def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
-        """(reset time if the message names one, whether the transcript's last turn ended on a 429)."""
+    def _follow(self, run: Running) -> transcript.ApiError | None:
+        """Read what the run's conversation appended since the last look; the API-error record that ended
+        the turn if it arrived now. The file is found once per account (a swap may move it)."""
+        if run.follower is None or run.follower_account != run.account:
+            account = self.config.account(run.account)
+            if account is None:
+                return None
+            project = run.task.project_dir
+            uuid = conversation_for(account.home, project, f"[{run.task.filename}]", run.claimed_at - 60)
+            if uuid is None:
+                return None
+            path = conversation_dir(account.home, project) / f"{uuid}.jsonl"
+            # Account homes share `projects`: the same file under the new home is read on from where it was.
+            if run.follower is None or run.follower.path.resolve() != path.resolve():
+                run.follower = transcript.Follower(path)
+            run.follower_account = run.account
+        return run.follower.poll()
+
+    def _turn_stop(self, run: Running, text: str, record: transcript.ApiError | None) -> screen.Stop | None:
+        """The stop that ended the run's turn, judged on what is new since the previous look, and on the
+        transcript's API-error record first (its structured fields beat screen wording).
+
+        A server error in the new screen text vetoes whatever came with it; an error already on screen at an
+        earlier look neither hits again nor vetoes. A stop found earlier holds while the turn still shows one
+        (on screen or as the transcript's latest record), so a second look and a back-off see it again.
+        """
+        fresh = screen.classify(text, self.patterns, since=run.last_text) if text != run.last_text else None
+        from_record = screen.classify_record(record, self.patterns) if record is not None else None
+        stop: screen.Stop | None
+        if fresh is not None and fresh.kind == "server_error":
+            stop = fresh
+        elif from_record is not None:
+            # The screen's reading of the same stop names the pattern a person recognises.
+            stop = fresh if fresh is not None and fresh.kind == from_record.kind else from_record
+        elif fresh is not None:
+            stop = fresh
+        elif run.stop is not None and (
+            (run.follower is not None and run.follower.stop is not None)
+            or screen.classify(text, self.patterns) is not None
+        ):
+            stop = run.stop
+        else:
+            stop = None
+        run.stop = stop
+        return stop
+
+    def _reset_of(self, message: str, now: float) -> float | None:
         local = datetime.now().astimezone().tzinfo or UTC
-        reset = screen.parse_reset(stop.message, datetime.fromtimestamp(now, local), local, self.patterns)
-        account = self.config.account(run.account)
-        confirmed = False
-        if account is not None:
-            uuid = conversation_for(
-                account.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60
-            )
-            if uuid is not None:
-                path = conversation_dir(account.home, run.task.project_dir) / f"{uuid}.jsonl"
-                lines, _ = transcript.read_new(path, max(0, path.stat().st_size - 65536))
-                error = transcript.turn_stop(lines)
-                confirmed = error is not None and error.kind == "quota"
-        return (reset.timestamp() if reset else None), confirmed
+        reset = screen.parse_reset(message, datetime.fromtimestamp(now, local), local, self.patterns)
+        return reset.timestamp() if reset else None
+
+    def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
+        """(reset time if the message names one, whether the transcript's latest turn ended on a 429 that
+        is a usage limit: a server throttling requests answers 429 too, and is no confirmation)."""
+        record = run.follower.stop if run.follower is not None else None
+        from_record = screen.classify_record(record, self.patterns) if record is not None else None
+        confirmed = from_record is not None and from_record.kind == "quota"
+        reset = self._reset_of(stop.message, now)
+        if reset is None and record is not None and confirmed:
+            reset = self._reset_of(record.text, now)
+        return reset, confirmed
 
     def _decide_quota(
         self, reset: float | None, confirmed: bool, seen_at: float | None, now: float
@@ -977,7 +1030,7 @@ class Engine:
         await self._swap(trigger)
 
     async def _on_quota(self, run: Running, stop: screen.Stop, now: float) -> None:
-        reset, confirmed = await asyncio.to_thread(self._quota_evidence, run, stop, now)
+        reset, confirmed = self._quota_evidence(run, stop, now)
         decision, run.quota_seen_at = self._decide_quota(reset, confirmed, run.quota_seen_at, now)
         await self._quota_hit(run.session, stop, decision, reset, run.task.key, run.account)
 
@@ -1004,11 +1057,7 @@ class Engine:
             if stop is None or stop.kind != "quota":
                 self._dedicated_seen.pop(name, None)
                 continue
-            local = datetime.now().astimezone().tzinfo or UTC
-            parsed = screen.parse_reset(
-                stop.message, datetime.fromtimestamp(now, local), local, self.patterns
-            )
-            reset = parsed.timestamp() if parsed else None
+            reset = self._reset_of(stop.message, now)
             decision, seen = self._decide_quota(reset, False, self._dedicated_seen.get(name), now)
             if seen is not None:
                 self._dedicated_seen[name] = seen

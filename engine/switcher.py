@@ -79,6 +79,7 @@ async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid
         log.error("swap: %s could not be resumed in %s: %s", task.key, run.session, exc)
         return False
     run.account, run.phase, run.retry_at, run.quota_seen_at = account.name, "working", None, None
+    run.last_text, run.stop = None, None  # a new pane: its first look judges the whole turn
     run.resumed_at = engine.clock.now()
     s = engine.session_state(run.session)
     s.state, s.account = "working", account.name

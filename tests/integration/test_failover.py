@@ -64,6 +64,19 @@ def test_server_errors_never_swap(ws: Workspace) -> None:
     assert [e["type"] for e in ws.events()].count("api_error") == 2
 
 
+def test_a_529_already_answered_does_not_block_a_fresh_limit_hit(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    body = 'Overloaded, then limited\nsim: error 529\nsim: quota "You\'ve hit your limit · resets 3am"'
+    ws.add_task("web", "t", body + "\nsim: work 200ms")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.index("api_error") < kinds.index("quota_hit") < kinds.index("swap")
+    [swap] = swaps(ws)
+    assert (swap["from_account"], swap["account"]) == ("primary", "secondary")
+    assert footer_account(ws, "web", "t.md") == "secondary"
+
+
 def test_quota_words_in_a_task_and_its_answers_never_swap(ws: Workspace) -> None:
     body = (
         "Handle 'Claude AI usage limit reached|1700000000' and \"You've hit your limit · resets 2am\"\n"
