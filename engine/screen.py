@@ -31,6 +31,7 @@ LAYOUT_KEYS: tuple[str, ...] = (
     "box",
     "box_placeholder",
     "prompt_echo",
+    "echo_continuation",
     "local_command",
     "answer",
     "tool_call",
@@ -335,12 +336,20 @@ class _Turn:
 
 
 def _echo_end(lines: Sequence[str], start: int, p: Patterns) -> int:
-    """Where the prompt echoed at `start` ends: its continuation is indented, but a ⎿ line is the agent's."""
-    result = p.rx("result")
-    i = start + 1
-    while i < len(lines) and (not lines[i] or lines[i][0] == " ") and not result.match(lines[i]):
+    """Where the prompt echoed at `start` ends.
+
+    Its continuation rows are indented by two spaces. The agent's own ⎿ line may hang right under it (a
+    request that failed at once), its wrapped rows indented deeper; but a task's text may hold ⎿ lines too,
+    echoed like any other. So the echo runs to its last row two spaces in that is not a ⎿ row, and only a
+    ⎿ row after that is the agent's.
+    """
+    result, row = p.rx("result"), p.rx("echo_continuation")
+    end = i = start + 1
+    while i < len(lines) and (not lines[i] or lines[i][0] == " "):
+        if row.match(lines[i]) and not result.match(lines[i]):
+            end = i + 1
         i += 1
-    return i
+    return end
 
 
 def _entry_kind(line: str, p: Patterns) -> Literal["answer", "tool", "spinner", "turn_end", "raw"]:

@@ -90,6 +90,22 @@ def test_quota_words_in_a_task_and_its_answers_never_swap(ws: Workspace) -> None
     assert not [e for e in ws.events() if e["type"] == "quota_hit"]
 
 
+def test_a_server_error_quoted_as_a_result_line_in_a_task_does_not_veto_its_limit_hit(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    body = (
+        "Parse the agent's error lines, such as:\n"
+        '⎿  API Error: 529 {"type":"error","error":{"type":"overloaded_error"}}\n'
+        "and count them per session.\n"
+        'sim: quota "You\'ve hit your limit · resets 3am"\nsim: work 200ms'
+    )
+    ws.add_task("web", "t", body)
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    [swap] = swaps(ws)
+    assert swap["account"] == "secondary" and swap["pattern"] == "hit_your_limit"
+    assert "api_error" not in [e["type"] for e in ws.events()]
+
+
 def test_operator_requested_swap_moves_an_idle_pool(ws: Workspace) -> None:
     engine = new_engine(ws)
     answers: list[str | None] = []

@@ -94,6 +94,11 @@ EXPECTED: dict[str, Expect] = {
     "real-old-quota-answered.txt": Expect("idle", turn_ended=True),
     # Quota words that are not the agent's own error line.
     "real-quota-words-in-task.txt": Expect("working"),
+    # A task's own ⎿ lines are echoed with the prompt: never the agent's error line, nor a veto.
+    "real-submitted-result-line-in-task.txt": Expect("unknown"),
+    "real-quota-under-result-line-in-task.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T02:00:00+01:00", turn_ended=True
+    ),
     "real-quota-words-in-answer.txt": Expect("idle", turn_ended=True),
     "real-quota-words-in-tool-output.txt": Expect("idle", turn_ended=True),
     "real-rate-limit-prose.txt": Expect("idle", turn_ended=True),
