@@ -55,13 +55,22 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
     assert engine.state.accounts["primary"].usable_again_at is not None
 
 
+THROTTLE = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
+
+
 def test_server_errors_never_swap(ws: Workspace) -> None:
-    ws.add_task("web", "flaky", "Flaky API\nsim: error 529\nsim: error 500\nsim: work 200ms")
+    # The throttle comes as a 429 record, as the real agent writes it: its wording says it is no usage limit.
+    body = f'Flaky API\nsim: error 529\nsim: error 500\nsim: quota "{THROTTLE}"\nsim: work 200ms'
+    ws.add_task("web", "flaky", body)
     engine = new_engine(ws)
     run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60)
     assert swaps(ws) == []
     assert engine.state.active_account == "primary"
-    assert [e["type"] for e in ws.events()].count("api_error") == 2
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.count("api_error") == 3 and "quota_hit" not in kinds
+    reasons = [str(e["reason"]) for e in ws.events() if e["type"] == "api_error"]
+    assert any("529" in r for r in reasons) and any("500" in r for r in reasons)
+    assert any("not your usage limit" in r for r in reasons)
 
 
 def test_a_529_already_answered_does_not_block_a_fresh_limit_hit(ws: Workspace) -> None:
@@ -191,7 +200,8 @@ def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Wor
     [swap] = swaps(ws)
     assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
     pane = ws.tmux.capture("ccl-1-vault", 300)
-    assert "Add funds at" not in pane  # Enter on the menu would have picked an option; Esc closed it
+    # Enter on the menu would have picked an option (the default one waits for the reset); Esc closed it.
+    assert "Add funds at" not in pane and "Waiting for the limit to reset." not in pane
     assert str(ws.root / "accounts" / "secondary") in pane
     wait_until(lambda: "bypass permissions" in ws.tmux.capture("ccl-1-vault", 20), what="resumed agent up")
     folder = conversation_dir(ws.root / "shared", vault)
