@@ -462,14 +462,17 @@ class Engine:
         )
 
     def _prefer_first_due(self) -> bool:
-        """quota.prefer_first: return to the first account once usable, when no task would be moved."""
+        """quota.prefer_first: return to the first account once the limit it hit has reset, outside the
+        cooldown and when no task would be moved. An account left without a recorded limit (the operator
+        swapped) is not returned to."""
         if not self.config.quota.prefer_first or self.running or self.state.dispatch == "paused":
             return False
+        now = self.clock.now()
         first = self.config.accounts[0].name
-        if self.state.active_account in (None, first):
+        if self.state.active_account in (None, first) or now < self.cooldown_until:
             return False
         usable = self.state.accounts.get(first)
-        return usable is None or usable.usable_again_at is None or usable.usable_again_at <= self.clock.now()
+        return usable is not None and usable.usable_again_at is not None and usable.usable_again_at <= now
 
     async def _limit_reset(self) -> None:
         """The earliest limit has reset: resume dispatch, and the waiting conversations where they can run."""

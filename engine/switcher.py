@@ -138,6 +138,9 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         engine.emit("all_exhausted", account=old_name, reason=trigger.reason, until=until)
         log.error("every account is exhausted; dispatch paused until %s", until)
         return None
+    arrived = state.accounts.get(target.name)
+    if arrived is not None and arrived.usable_again_at is not None and arrived.usable_again_at <= now:
+        arrived.last_reset, arrived.usable_again_at = arrived.usable_again_at, None  # its limit is history
     result = await asyncio.to_thread(ensure_links, config)
     for problem in result.problems:
         log.error("swap: %s: %s", problem.key, problem.message)

@@ -302,3 +302,5 @@ def test_prefer_first_returns_to_the_first_account_when_no_task_would_move(ws: W
     [swap] = swaps(ws)
     assert (swap["from_account"], swap["account"]) == ("secondary", "primary")
     assert engine.state.active_account == "primary"
+    back = engine.state.accounts["primary"]
+    assert back.usable_again_at is None and back.last_reset is not None  # its limit is history now

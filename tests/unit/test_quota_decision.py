@@ -201,3 +201,26 @@ def test_a_screen_only_hit_is_judged_again_on_the_second_look_though_the_pane_di
     clock.advance(2.0)
     asyncio.run(engine._check(run, look(pane)))
     assert [t.pattern for t in swaps] == ["usage_limit_reached"]
+
+
+# --- quota.prefer_first ----------------------------------------------------------------------------
+
+
+def test_prefer_first_returns_only_once_a_recorded_limit_has_reset_and_the_cooldown_is_over(
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]],
+) -> None:
+    from dataclasses import replace
+
+    from engine.state import AccountState
+
+    engine, _, clock, _ = setup
+    engine.config = replace(engine.config, quota=replace(engine.config.quota, prefer_first=True))
+    engine.state.active_account = "b"
+    assert not engine._prefer_first_due()  # the operator moved away: no limit of "a" was recorded
+    engine.state.accounts["a"] = AccountState("a", usable_again_at=clock.now() + 60)
+    assert not engine._prefer_first_due()  # not reset yet
+    clock.advance(61)
+    engine.cooldown_until = clock.now() + 10
+    assert not engine._prefer_first_due()  # a swap just happened
+    clock.advance(10)
+    assert engine._prefer_first_due()
