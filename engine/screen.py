@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ import yaml
 
 from engine import transcript
 from engine.transcript import StopKind as StopKind
+
+log = logging.getLogger(__name__)
 
 State = Literal["working", "idle", "menu", "unknown"]
 
@@ -585,12 +588,20 @@ def last_session_id(text: str, patterns: Patterns | None = None) -> str | None:
 # --- reset times --------------------------------------------------------------------------------------------
 
 
+_UNKNOWN_ZONES: set[str] = set()  # each reported once
+# A dated reset this little in the past has just happened (clocks differ); further back, it is next year's.
+_JUST_PAST = timedelta(hours=1)
+
+
 def _zone(name: str | None, fallback: tzinfo) -> tzinfo:
     if not name:
         return fallback
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        if name not in _UNKNOWN_ZONES:
+            _UNKNOWN_ZONES.add(name)
+            log.warning("reset time zone %r is not a known IANA zone; local time is assumed", name)
         return fallback
 
 
@@ -610,14 +621,16 @@ def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone
     today = local_now.date()
     month, day, weekday = g.get("month"), g.get("day"), g.get("weekday")
     if month and day:
-        # The message names no year: take the one that puts the date nearest to now (Jan 2 seen on Dec 30).
-        dates = []
-        for year in (today.year - 1, today.year, today.year + 1):
+        # The message names no year: a limit resets in the future, so a date already past is next year's
+        # (Jan 2 seen on Dec 30, or on Jan 14), unless it has only just passed.
+        for year in (today.year, today.year + 1):
             try:
-                dates.append(date(year, _MONTHS.index(month[:3].lower()) + 1, int(day)))
+                when = date(year, _MONTHS.index(month[:3].lower()) + 1, int(day))
             except ValueError:
                 continue
-        return min(dates, key=lambda d: abs(datetime.combine(d, at, zone) - local_now), default=None)
+            if datetime.combine(when, at, zone) > local_now - _JUST_PAST:
+                return when
+        return None
     if weekday:
         when = today + timedelta(days=(_WEEKDAYS.index(weekday[:3].lower()) - today.weekday()) % 7)
         return when if datetime.combine(when, at, zone) > local_now else when + timedelta(days=7)
@@ -626,8 +639,9 @@ def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone
 
 def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None = None) -> datetime | None:
     """When a limit lifts, from a message: `|<epoch>`, `3am`, `1pm (Europe/Madrid)`, `13:00`, `Mon 9am`,
-    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a day name means its
-    next occurrence; a zone in parentheses is used when known, `tz` otherwise."""
+    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a date already past
+    means next year's; a day name means its next occurrence; a zone in parentheses is used when known, `tz`
+    otherwise (an unknown one is logged once)."""
     p = patterns or load_patterns()
     now = now if now.tzinfo else now.replace(tzinfo=tz)
     m = p.rx("reset_epoch").search(text)
