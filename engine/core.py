@@ -104,6 +104,7 @@ class Engine:
         self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.swapping = False
         self.cooldown_until = 0.0
+        self._quota_logged: dict[str, tuple[str, str, str]] = {}  # per session: the last forensic line
         self._dedicated_text: dict[str, str] = {}
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
@@ -866,6 +867,7 @@ class Engine:
             await self._on_stop(run, stop, now)
             return
         run.retry_at = run.quota_seen_at = None
+        self._quota_logged.pop(run.session, None)
         ended = (
             screen.turn_ended(look.text, self.patterns)
             and screen.read_state(look.text, self.patterns) == "idle"
@@ -1013,13 +1015,16 @@ class Engine:
         task: str | None,
         account: str,
     ) -> None:
-        log.warning(
-            "quota: session=%s pattern=%s snippet=%r decision=%s",
-            session,
-            stop.pattern,
-            stop.snippet,
-            decision,
-        )
+        line = (stop.pattern, stop.snippet, decision)
+        if self._quota_logged.get(session) != line:  # once per detection and decision, not every look
+            self._quota_logged[session] = line
+            log.warning(
+                "quota: session=%s pattern=%s snippet=%r decision=%s",
+                session,
+                stop.pattern,
+                stop.snippet,
+                decision,
+            )
         if not decision.startswith("swap:"):
             return
         self.emit("quota_hit", session=session, task=task, account=account, reason=stop.snippet)
@@ -1059,6 +1064,7 @@ class Engine:
             stop = screen.classify(look.text, self.patterns, since=None if awaiting else previous)
             if stop is None or stop.kind != "quota":
                 self._dedicated_seen.pop(name, None)
+                self._quota_logged.pop(name, None)
                 continue
             reset = self._reset_of(stop.message, now)
             decision, seen = self._decide_quota(reset, False, self._dedicated_seen.get(name), now)

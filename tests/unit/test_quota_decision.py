@@ -224,3 +224,26 @@ def test_prefer_first_returns_only_once_a_recorded_limit_has_reset_and_the_coold
     assert not engine._prefer_first_due()  # a swap just happened
     clock.advance(10)
     assert engine._prefer_first_due()
+
+
+def test_the_forensic_line_is_logged_once_per_detection_and_decision(
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, run, clock, swaps = setup
+    engine.cooldown_until = clock.now() + 300
+    pane = PROMPT + "  ⎿  Claude usage limit reached.\n" + BOX
+    for _ in range(3):
+        asyncio.run(engine._check(run, look(pane)))
+        clock.advance(1.0)
+    engine.cooldown_until = 0.0
+    for _ in range(3):
+        asyncio.run(engine._check(run, look(pane)))
+        clock.advance(1.0)
+    decisions = [r.getMessage().split("decision=")[1] for r in caplog.records if "quota:" in r.getMessage()]
+    assert decisions == [
+        "ignored: within the cooldown after a swap",
+        "first look: confirm on a second look",
+        "waiting for the second look",
+        "swap: seen twice",
+    ]
+    assert len(swaps) == 1
