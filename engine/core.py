@@ -63,6 +63,7 @@ RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
+AUTH_TASK_FAILURES = "auth_failures:task:"  # a counter per task, beside the per-session ones
 OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
@@ -350,6 +351,8 @@ class Engine:
                 s.state = "idle"
                 self.state.counters.pop(f"auth_failures:{name}", None)
                 log.info("%s: back in the pool after the restart", name)
+        for key in [k for k in self.state.counters if k.startswith(AUTH_TASK_FAILURES)]:
+            del self.state.counters[key]  # a restart gives every task a fresh chance too
         self.config.watcher.done_signal_dir.mkdir(parents=True, exist_ok=True)
         if self.config.agent.install_stop_hook:
             for account in self.config.accounts:
@@ -907,26 +910,34 @@ class Engine:
 
     async def _on_auth(self, run: Running, stop: screen.Stop) -> None:
         """Not a quota hit: restart the session once (a fresh agent re-reads its credentials) and
-        requeue the task; a second failure takes the session out of the pool and fails the task."""
+        requeue the task; a second failure of the session takes it out of the pool, and a second failure
+        of the task (in whichever session) fails it."""
         run.phase = "finishing"
-        key = f"auth_failures:{run.session}"
+        key, task_key = f"auth_failures:{run.session}", f"{AUTH_TASK_FAILURES}{run.task.key}"
         self.state.count(key)
+        self.state.count(task_key)
         s = self.session_state(run.session)
         s.last_fail = Failure(self.clock.now(), f"auth: {stop.snippet}")
         self.emit(
             "auth_failed", session=run.session, task=run.task.key, reason=stop.snippet, account=run.account
         )
-        if self.state.counters[key] < 2:
+        session_out, task_out = self.state.counters[key] >= 2, self.state.counters[task_key] >= 2
+        if not session_out and not task_out:
             await self._requeue(run, f"auth failure ({stop.pattern}); the session restarts")
             return
-        s.state = OUT_OF_POOL
-        self.emit(
-            "session_disabled",
-            session=run.session,
-            account=run.account,
-            reason=f"auth failed twice: log the account in again ({stop.snippet})",
-        )
-        await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
+        self.state.counters.pop(task_key, None)
+        if session_out:
+            s.state = OUT_OF_POOL
+            self.emit(
+                "session_disabled",
+                session=run.session,
+                account=run.account,
+                reason=f"auth failed twice: log the account in again ({stop.snippet})",
+            )
+            await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
+        else:
+            reason = f"auth failure twice for this task, last in {run.session}: {stop.snippet}"
+            await self._give_up(run, reason)
 
     def _follow(self, run: Running) -> transcript.ApiError | None:
         """Read what the run's conversation appended since the last look; the API-error record that ended
@@ -1090,6 +1101,7 @@ class Engine:
         self._count("completed")
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         self.state.counters.pop(f"auth_failures:{run.session}", None)
+        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
         self.emit(
             "completed",
             session=run.session,

@@ -168,6 +168,20 @@ def test_auth_failure_restarts_once_then_takes_the_session_out_of_the_pool(ws: W
     assert "auth_failures:ccl-auto-11" not in again.state.counters
 
 
+def test_a_task_failing_auth_is_requeued_once_however_many_sessions_the_pool_has(ws: Workspace) -> None:
+    ws.add_task("web", "login", "Needs a login\nsim: auth")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.failed("web") == ["login.md"], timeout=60)
+    events = ws.events()
+    kinds = [e["type"] for e in events]
+    assert kinds.count("auth_failed") == 2 and kinds.count("requeued") == 1
+    assert swaps(ws) == []
+    failed_in = {e["session"] for e in events if e["type"] == "auth_failed"}
+    # A session that failed only once stays in the pool.
+    assert ("session_disabled" in kinds) == (len(failed_in) == 1)
+    assert "auth failure twice" in (ws.project("web") / ".agent-queue" / "failed" / "login.md").read_text()
+
+
 def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Workspace) -> None:
     from engine.launch import command_line
     from engine.symlinks import ensure_links

@@ -247,3 +247,30 @@ def test_the_forensic_line_is_logged_once_per_detection_and_decision(
         "swap: seen twice",
     ]
     assert len(swaps) == 1
+
+
+def test_a_task_failing_auth_in_two_sessions_fails_on_its_second_failure(
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]],
+) -> None:
+    from dataclasses import replace
+
+    engine, run, _, _ = setup
+    outcomes: list[tuple[str, str, str]] = []
+
+    async def requeue(r: Running, reason: str) -> None:
+        outcomes.append(("requeued", r.session, reason))
+
+    async def give_up(r: Running, reason: str) -> None:
+        outcomes.append(("failed", r.session, reason))
+
+    engine._requeue = requeue  # type: ignore[method-assign]
+    engine._give_up = give_up  # type: ignore[method-assign]
+    engine.save = lambda: None  # type: ignore[method-assign]
+    auth = screen.match_stop("Not logged in · Please run /login")
+    assert auth is not None and auth.kind == "auth"
+    asyncio.run(engine._on_auth(run, auth))
+    asyncio.run(engine._on_auth(replace(run, session="ccl-auto-12", phase="working"), auth))
+    assert [o[:2] for o in outcomes] == [("requeued", "ccl-auto-11"), ("failed", "ccl-auto-12")]
+    assert "auth failure twice" in outcomes[1][2]
+    assert all(s.state != "out of pool" for s in engine.state.sessions.values())  # each failed only once
+    assert not [k for k in engine.state.counters if k.startswith("auth_failures:task:")]
