@@ -22,6 +22,7 @@ from engine.lifecycle import create_sessions
 from engine.runtime import Running
 from engine.state import AccountState, State, SwapRecord
 from engine.symlinks import ensure_links
+from engine.tasks import TaskError
 from engine.tmux import TmuxError
 
 if TYPE_CHECKING:
@@ -144,7 +145,9 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
     result = await asyncio.to_thread(ensure_links, config)
     for problem in result.problems:
         log.error("swap: %s: %s", problem.key, problem.message)
-    moving = [r for r in engine.running.values() if r.phase in ("working", "waiting", "finishing")]
+    # A finishing run is being completed, requeued or failed: its file is on its way out of inbox/, so it
+    # is not resumed; its session is recreated like the others and its release carries on.
+    moving = [r for r in engine.running.values() if r.phase in ("working", "waiting")]
     moving = [r for r in moving if r.session in config.pool_names]
     for run in moving:
         run.phase = "finishing"  # the watcher leaves them alone while they move
@@ -174,7 +177,10 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         if ok:
             resumed.append(run.session)
         else:
-            await asyncio.to_thread(q.requeue, run.claimed)
+            try:
+                await asyncio.to_thread(q.requeue, run.claimed)
+            except TaskError as exc:
+                log.error("swap: %s", exc)
             engine.running.pop(run.session, None)
             engine.session_state(run.session).state = "idle"
             engine.emit("requeued", session=run.session, task=run.task.key, reason="not resumed after swap")

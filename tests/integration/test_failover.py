@@ -132,6 +132,46 @@ def test_operator_requested_swap_moves_an_idle_pool(ws: Workspace) -> None:
     )
 
 
+def test_a_run_finishing_during_a_swap_is_left_to_finish(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from engine import queue
+
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "t", "Quick\nsim: work 200ms")
+    engine = new_engine(ws)
+    finishing = threading.Event()
+    complete = queue.complete
+
+    def slow_complete(*args: object, **kwargs: object) -> object:
+        finishing.set()
+        time.sleep(1.0)  # the file is still on its way to done/ when the swap starts
+        return complete(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue, "complete", slow_complete)
+    asked: list[str | None] = []
+
+    def swap_while_finishing() -> None:
+        if finishing.is_set() and not asked:
+            asked.append(engine.request_swap("operator"))
+
+    run_engine(
+        engine,
+        lambda: bool(swaps(ws)) and ws.done("web") == ["t.md"] and not engine.running,
+        timeout=30,
+        during=swap_while_finishing,
+    )
+    assert asked == ["secondary"]
+    [swap] = swaps(ws)
+    assert swap["resumed"] == []
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.count("completed") == 1 and "requeued" not in kinds
+    assert ws.inbox("web") == []
+
+
 def test_a_second_hit_inside_the_cooldown_does_not_swap_back(
     ws: Workspace, caplog: pytest.LogCaptureFixture
 ) -> None:
