@@ -136,27 +136,28 @@ def test_a_run_finishing_during_a_swap_is_left_to_finish(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import threading
-    import time
 
     from engine import queue
 
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "t", "Quick\nsim: work 200ms")
     engine = new_engine(ws)
-    finishing = threading.Event()
+    finishing, swapped = threading.Event(), threading.Event()
     complete = queue.complete
 
-    def slow_complete(*args: object, **kwargs: object) -> object:
+    def held_complete(*args: object, **kwargs: object) -> object:
         finishing.set()
-        time.sleep(1.0)  # the file is still on its way to done/ when the swap starts
+        swapped.wait(timeout=20)  # the file is still on its way to done/ while the swap runs
         return complete(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(queue, "complete", slow_complete)
+    monkeypatch.setattr(queue, "complete", held_complete)
     asked: list[str | None] = []
 
     def swap_while_finishing() -> None:
         if finishing.is_set() and not asked:
             asked.append(engine.request_swap("operator"))
+        if swaps(ws):
+            swapped.set()
 
     run_engine(
         engine,
