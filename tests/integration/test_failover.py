@@ -312,7 +312,9 @@ def start_dedicated(ws: Workspace, name: str, project: Path) -> None:
     wait_until(lambda: "Done: hello there" in ws.tmux.capture(name), what="first answer")
 
 
-def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(ws: Workspace) -> None:
+def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
     start_dedicated(ws, "ccl-1-vault", ws.project("vault"))
     engine = new_engine(ws)
     asked: list[bool] = []
@@ -327,6 +329,11 @@ def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(ws: Workspace) 
     [swap] = swaps(ws)
     assert swap["session"] == "ccl-1-vault" and swap["account"] == "secondary"
     assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
+    # Shown on screen only, with no reset time: the first look waits, a look 2 s later swaps.
+    looks = [r for r in caplog.records if r.getMessage().startswith("quota: session=ccl-1-vault")]
+    decisions = [r.getMessage().split("decision=")[1] for r in looks]
+    assert decisions[0] == "first look: confirm on a second look" and decisions[-1] == "swap: seen twice"
+    assert looks[-1].created - looks[0].created >= 2.0
 
 
 def test_an_old_limit_already_in_a_dedicated_pane_at_start_does_not_swap(
