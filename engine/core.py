@@ -951,6 +951,9 @@ class Engine:
             if uuid is None:
                 return None
             path = conversation_dir(account.home, project) / f"{uuid}.jsonl"
+            opened = transcript.opened_at(path)
+            if run.claimed_at and opened is not None and opened.timestamp() < run.claimed_at - 1:
+                return None  # an earlier run of the same task: this one's conversation is not written yet
             # Account homes share `projects`: the same file under the new home is read on from where it was.
             if run.follower is None or run.follower.path.resolve() != path.resolve():
                 run.follower = transcript.Follower(path)

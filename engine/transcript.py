@@ -150,6 +150,17 @@ def read_new(path: Path, offset: int) -> tuple[list[str], int]:
     return data[:cut].decode("utf-8", errors="replace").splitlines(), start + cut
 
 
+def opened_at(path: Path) -> datetime | None:
+    """When the conversation began: the timestamp of its first record (None if unreadable or absent)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(65536).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    record = next(_records([first]), None)
+    return _timestamp(record.get("timestamp")) if record is not None else None
+
+
 # A conversation met for the first time is read from this far before its end: enough for its latest turn.
 FOLLOW_TAIL = 65536
 

@@ -274,3 +274,24 @@ def test_a_task_failing_auth_in_two_sessions_fails_on_its_second_failure(
     assert "auth failure twice" in outcomes[1][2]
     assert all(s.state != "out of pool" for s in engine.state.sessions.values())  # each failed only once
     assert not [k for k in engine.state.counters if k.startswith("auth_failures:task:")]
+
+
+def test_the_conversation_of_an_earlier_run_of_the_same_task_is_not_followed(
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]],
+) -> None:
+    import os
+    import time
+    from datetime import UTC, datetime
+
+    engine, run, _, swaps = setup
+    run.claimed_at = time.time()
+    before = datetime.fromtimestamp(run.claimed_at - 30, UTC).isoformat().replace("+00:00", "Z")
+    old = write_conversation(
+        engine,
+        run,
+        record("user", text="[t.md] Task", timestamp=before),
+        api_error(429, "rate_limit", UNKNOWN_LIMIT),
+    )
+    os.utime(old, (run.claimed_at - 0.5, run.claimed_at - 0.5))  # written just before the claim
+    asyncio.run(engine._check(run, look(PROMPT + BOX)))
+    assert run.follower is None and run.stop is None and swaps == []
