@@ -69,6 +69,13 @@ def mark_exhausted(state: State, account: str, until: float) -> None:
     state.accounts.setdefault(account, AccountState(name=account)).usable_again_at = until
 
 
+def _conversation_of(run: Running, old: Account) -> str | None:
+    """The UUID of the run's conversation: the file the quota monitor follows, else found by its marker."""
+    if run.follower is not None and run.follower.path.exists():
+        return run.follower.path.name[: -len(".jsonl")].lower()
+    return conversation_for(old.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60)
+
+
 async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid: str | None) -> bool:
     """Relaunch `run` in its (new) session under `account`: resumed with "continue", or afresh."""
     task = run.task
@@ -151,14 +158,7 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
     moving = [r for r in moving if r.session in config.pool_names]
     for run in moving:
         run.phase = "finishing"  # the watcher leaves them alone while they move
-    uuids = await asyncio.gather(
-        *(
-            asyncio.to_thread(
-                conversation_for, old.home, r.task.project_dir, f"[{r.task.filename}]", r.claimed_at - 60
-            )
-            for r in moving
-        )
-    )
+    uuids = await asyncio.gather(*(asyncio.to_thread(_conversation_of, r, old) for r in moving))
     live = set(await asyncio.to_thread(engine.tmux.list_sessions))
     await asyncio.gather(
         *(asyncio.to_thread(engine.tmux.kill_session, name) for name in config.pool_names if name in live)
