@@ -58,6 +58,19 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
 THROTTLE = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
 
 
+def test_a_429_record_swaps_though_the_screen_wording_is_new(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ran = ws.root / "ran.log"
+    body = f'New wording\nsim: quota "Your plan\'s allowance is used up for now"\nsim: append {ran} A'
+    ws.add_task("web", "t", body)
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    [swap] = swaps(ws)
+    assert swap["pattern"] == "transcript:rate_limit" and swap["account"] == "secondary"
+    assert ran.read_text().split() == ["A"]  # finished after the swap, not taken as done at the limit
+    assert footer_account(ws, "web", "t.md") == "secondary"
+
+
 def test_server_errors_never_swap(ws: Workspace) -> None:
     # The throttle comes as a 429 record, as the real agent writes it: its wording says it is no usage limit.
     body = f'Flaky API\nsim: error 529\nsim: error 500\nsim: quota "{THROTTLE}"\nsim: work 200ms'
