@@ -63,6 +63,7 @@ RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
+AUTH_TASK_FAILURES = "auth_failures:task:"  # a counter per task, beside the per-session ones
 OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
 
@@ -104,6 +105,7 @@ class Engine:
         self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.swapping = False
         self.cooldown_until = 0.0
+        self._quota_logged: dict[str, tuple[str, str, str]] = {}  # per session: the last forensic line
         self._dedicated_text: dict[str, str] = {}
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
@@ -350,6 +352,8 @@ class Engine:
                 s.state = "idle"
                 self.state.counters.pop(f"auth_failures:{name}", None)
                 log.info("%s: back in the pool after the restart", name)
+        for key in [k for k in self.state.counters if k.startswith(AUTH_TASK_FAILURES)]:
+            del self.state.counters[key]  # a restart gives every task a fresh chance too
         self.config.watcher.done_signal_dir.mkdir(parents=True, exist_ok=True)
         if self.config.agent.install_stop_hook:
             for account in self.config.accounts:
@@ -463,14 +467,17 @@ class Engine:
         )
 
     def _prefer_first_due(self) -> bool:
-        """quota.prefer_first: return to the first account once usable, when no task would be moved."""
+        """quota.prefer_first: return to the first account once the limit it hit has reset, outside the
+        cooldown and when no task would be moved. An account left without a recorded limit (the operator
+        swapped) is not returned to."""
         if not self.config.quota.prefer_first or self.running or self.state.dispatch == "paused":
             return False
+        now = self.clock.now()
         first = self.config.accounts[0].name
-        if self.state.active_account in (None, first):
+        if self.state.active_account in (None, first) or now < self.cooldown_until:
             return False
         usable = self.state.accounts.get(first)
-        return usable is None or usable.usable_again_at is None or usable.usable_again_at <= self.clock.now()
+        return usable is not None and usable.usable_again_at is not None and usable.usable_again_at <= now
 
     async def _limit_reset(self) -> None:
         """The earliest limit has reset: resume dispatch, and the waiting conversations where they can run."""
@@ -852,18 +859,27 @@ class Engine:
         now = self.clock.now()
         signal = self._signal(run.session)
         signalled = signal.exists()
-        stop = screen.classify(look.text, self.patterns)
+        # The transcript is read only when something happened: the pane changed or the turn ended.
+        record = (
+            await asyncio.to_thread(self._follow, run) if signalled or look.text != run.last_text else None
+        )
+        stop = self._turn_stop(run, look.text, record)
+        run.last_text = look.text
         if stop is not None:
             if signalled:
                 signal.unlink(missing_ok=True)  # a turn that ended on a stop is not a completion
             await self._on_stop(run, stop, now)
             return
         run.retry_at = run.quota_seen_at = None
+        self._quota_logged.pop(run.session, None)
         ended = (
             screen.turn_ended(look.text, self.patterns)
             and screen.read_state(look.text, self.patterns) == "idle"
         )
-        if ended or signalled:
+        if (ended or signalled) and run.follower is not None and run.follower.stop is not None:
+            # The transcript says the turn ended on an API error whose wording is unknown: not a completion.
+            signal.unlink(missing_ok=True)
+        elif ended or signalled:
             run.phase = "finishing"
             await self._complete(run, "done signal" if signalled and not ended else "turn ended")
         elif now - max(run.started, run.resumed_at) > self.config.watcher.idle_timeout:
@@ -895,43 +911,99 @@ class Engine:
 
     async def _on_auth(self, run: Running, stop: screen.Stop) -> None:
         """Not a quota hit: restart the session once (a fresh agent re-reads its credentials) and
-        requeue the task; a second failure takes the session out of the pool and fails the task."""
+        requeue the task; a second failure of the session takes it out of the pool, and a second failure
+        of the task (in whichever session) fails it."""
         run.phase = "finishing"
-        key = f"auth_failures:{run.session}"
+        key, task_key = f"auth_failures:{run.session}", f"{AUTH_TASK_FAILURES}{run.task.key}"
         self.state.count(key)
+        self.state.count(task_key)
         s = self.session_state(run.session)
         s.last_fail = Failure(self.clock.now(), f"auth: {stop.snippet}")
         self.emit(
             "auth_failed", session=run.session, task=run.task.key, reason=stop.snippet, account=run.account
         )
-        if self.state.counters[key] < 2:
+        session_out, task_out = self.state.counters[key] >= 2, self.state.counters[task_key] >= 2
+        if not session_out and not task_out:
             await self._requeue(run, f"auth failure ({stop.pattern}); the session restarts")
             return
-        s.state = OUT_OF_POOL
-        self.emit(
-            "session_disabled",
-            session=run.session,
-            account=run.account,
-            reason=f"auth failed twice: log the account in again ({stop.snippet})",
-        )
-        await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
+        self.state.counters.pop(task_key, None)
+        if session_out:
+            s.state = OUT_OF_POOL
+            self.emit(
+                "session_disabled",
+                session=run.session,
+                account=run.account,
+                reason=f"auth failed twice: log the account in again ({stop.snippet})",
+            )
+            await self._give_up(run, f"auth failure twice in {run.session}: {stop.snippet}")
+        else:
+            reason = f"auth failure twice for this task, last in {run.session}: {stop.snippet}"
+            await self._give_up(run, reason)
+
+    def _follow(self, run: Running) -> transcript.ApiError | None:
+        """Read what the run's conversation appended since the last look; the API-error record that ended
+        the turn if it arrived now. The file is found once per account (a swap may move it)."""
+        if run.follower is None or run.follower_account != run.account:
+            account = self.config.account(run.account)
+            if account is None:
+                return None
+            project = run.task.project_dir
+            uuid = conversation_for(account.home, project, f"[{run.task.filename}]", run.claimed_at - 60)
+            if uuid is None:
+                return None
+            path = conversation_dir(account.home, project) / f"{uuid}.jsonl"
+            opened = transcript.opened_at(path)
+            if run.claimed_at and opened is not None and opened.timestamp() < run.claimed_at - 1:
+                return None  # an earlier run of the same task: this one's conversation is not written yet
+            # Account homes share `projects`: the same file under the new home is read on from where it was.
+            if run.follower is None or run.follower.path.resolve() != path.resolve():
+                run.follower = transcript.Follower(path)
+            run.follower_account = run.account
+        return run.follower.poll()
+
+    def _turn_stop(self, run: Running, text: str, record: transcript.ApiError | None) -> screen.Stop | None:
+        """The stop that ended the run's turn, judged on what is new since the previous look, and on the
+        transcript's API-error record first (its structured fields beat screen wording).
+
+        A server error in the new screen text vetoes whatever came with it; an error already on screen at an
+        earlier look neither hits again nor vetoes. A stop found earlier holds while the turn still shows one
+        (on screen or as the transcript's latest record), so a second look and a back-off see it again.
+        """
+        fresh = screen.classify(text, self.patterns, since=run.last_text) if text != run.last_text else None
+        from_record = screen.classify_record(record, self.patterns) if record is not None else None
+        stop: screen.Stop | None
+        if fresh is not None and fresh.kind == "server_error":
+            stop = fresh
+        elif from_record is not None:
+            # The screen's reading of the same stop names the pattern a person recognises.
+            stop = fresh if fresh is not None and fresh.kind == from_record.kind else from_record
+        elif fresh is not None:
+            stop = fresh
+        elif run.stop is not None and (
+            (run.follower is not None and run.follower.stop is not None)
+            or screen.classify(text, self.patterns) is not None
+        ):
+            stop = run.stop
+        else:
+            stop = None
+        run.stop = stop
+        return stop
+
+    def _reset_of(self, message: str, now: float) -> float | None:
+        local = datetime.now().astimezone().tzinfo or UTC
+        reset = screen.parse_reset(message, datetime.fromtimestamp(now, local), local, self.patterns)
+        return reset.timestamp() if reset else None
 
     def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
-        """(reset time if the message names one, whether the transcript's last turn ended on a 429)."""
-        local = datetime.now().astimezone().tzinfo or UTC
-        reset = screen.parse_reset(stop.message, datetime.fromtimestamp(now, local), local, self.patterns)
-        account = self.config.account(run.account)
-        confirmed = False
-        if account is not None:
-            uuid = conversation_for(
-                account.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60
-            )
-            if uuid is not None:
-                path = conversation_dir(account.home, run.task.project_dir) / f"{uuid}.jsonl"
-                lines, _ = transcript.read_new(path, max(0, path.stat().st_size - 65536))
-                error = transcript.turn_stop(lines)
-                confirmed = error is not None and error.kind == "quota"
-        return (reset.timestamp() if reset else None), confirmed
+        """(reset time if the message names one, whether the transcript's latest turn ended on a 429 that
+        is a usage limit: a server throttling requests answers 429 too, and is no confirmation)."""
+        record = run.follower.stop if run.follower is not None else None
+        from_record = screen.classify_record(record, self.patterns) if record is not None else None
+        confirmed = from_record is not None and from_record.kind == "quota"
+        reset = self._reset_of(stop.message, now)
+        if reset is None and record is not None and confirmed:
+            reset = self._reset_of(record.text, now)
+        return reset, confirmed
 
     def _decide_quota(
         self, reset: float | None, confirmed: bool, seen_at: float | None, now: float
@@ -958,13 +1030,16 @@ class Engine:
         task: str | None,
         account: str,
     ) -> None:
-        log.warning(
-            "quota: session=%s pattern=%s snippet=%r decision=%s",
-            session,
-            stop.pattern,
-            stop.snippet,
-            decision,
-        )
+        line = (stop.pattern, stop.snippet, decision)
+        if self._quota_logged.get(session) != line:  # once per detection and decision, not every look
+            self._quota_logged[session] = line
+            log.warning(
+                "quota: session=%s pattern=%s snippet=%r decision=%s",
+                session,
+                stop.pattern,
+                stop.snippet,
+                decision,
+            )
         if not decision.startswith("swap:"):
             return
         self.emit("quota_hit", session=session, task=task, account=account, reason=stop.snippet)
@@ -978,7 +1053,7 @@ class Engine:
         await self._swap(trigger)
 
     async def _on_quota(self, run: Running, stop: screen.Stop, now: float) -> None:
-        reset, confirmed = await asyncio.to_thread(self._quota_evidence, run, stop, now)
+        reset, confirmed = self._quota_evidence(run, stop, now)
         decision, run.quota_seen_at = self._decide_quota(reset, confirmed, run.quota_seen_at, now)
         await self._quota_hit(run.session, stop, decision, reset, run.task.key, run.account)
 
@@ -1004,12 +1079,9 @@ class Engine:
             stop = screen.classify(look.text, self.patterns, since=None if awaiting else previous)
             if stop is None or stop.kind != "quota":
                 self._dedicated_seen.pop(name, None)
+                self._quota_logged.pop(name, None)
                 continue
-            local = datetime.now().astimezone().tzinfo or UTC
-            parsed = screen.parse_reset(
-                stop.message, datetime.fromtimestamp(now, local), local, self.patterns
-            )
-            reset = parsed.timestamp() if parsed else None
+            reset = self._reset_of(stop.message, now)
             decision, seen = self._decide_quota(reset, False, self._dedicated_seen.get(name), now)
             if seen is not None:
                 self._dedicated_seen[name] = seen
@@ -1033,6 +1105,7 @@ class Engine:
         self._count("completed")
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         self.state.counters.pop(f"auth_failures:{run.session}", None)
+        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
         self.emit(
             "completed",
             session=run.session,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from engine.tasks import Task
+
+if TYPE_CHECKING:
+    from engine.screen import Stop
+    from engine.transcript import Follower
 
 Phase = Literal["launching", "working", "waiting", "finishing"]
 
@@ -36,3 +40,9 @@ class Running:
     quota_seen_at: float | None = None
     # The idle timeout counts from here: the start, or when a swap or a limit reset resumed the task.
     resumed_at: float = 0.0
+    # Between looks: the previous capture (only what is new since is judged), the stop the turn ended on,
+    # and the conversation file followed for its API-error records (with the account it was found under).
+    last_text: str | None = None
+    stop: Stop | None = None
+    follower: Follower | None = None
+    follower_account: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,8 @@ import yaml
 from engine import transcript
 from engine.transcript import StopKind as StopKind
 
+log = logging.getLogger(__name__)
+
 State = Literal["working", "idle", "menu", "unknown"]
 
 STOP_KINDS: tuple[StopKind, ...] = ("quota", "server_error", "auth")
@@ -31,6 +34,7 @@ LAYOUT_KEYS: tuple[str, ...] = (
     "box",
     "box_placeholder",
     "prompt_echo",
+    "echo_continuation",
     "local_command",
     "answer",
     "tool_call",
@@ -335,12 +339,20 @@ class _Turn:
 
 
 def _echo_end(lines: Sequence[str], start: int, p: Patterns) -> int:
-    """Where the prompt echoed at `start` ends: its continuation is indented, but a ⎿ line is the agent's."""
-    result = p.rx("result")
-    i = start + 1
-    while i < len(lines) and (not lines[i] or lines[i][0] == " ") and not result.match(lines[i]):
+    """Where the prompt echoed at `start` ends.
+
+    Its continuation rows are indented by two spaces. The agent's own ⎿ line may hang right under it (a
+    request that failed at once), its wrapped rows indented deeper; but a task's text may hold ⎿ lines too,
+    echoed like any other. So the echo runs to its last row two spaces in that is not a ⎿ row, and only a
+    ⎿ row after that is the agent's.
+    """
+    result, row = p.rx("result"), p.rx("echo_continuation")
+    end = i = start + 1
+    while i < len(lines) and (not lines[i] or lines[i][0] == " "):
+        if row.match(lines[i]) and not result.match(lines[i]):
+            end = i + 1
         i += 1
-    return i
+    return end
 
 
 def _entry_kind(line: str, p: Patterns) -> Literal["answer", "tool", "spinner", "turn_end", "raw"]:
@@ -576,12 +588,20 @@ def last_session_id(text: str, patterns: Patterns | None = None) -> str | None:
 # --- reset times --------------------------------------------------------------------------------------------
 
 
+_UNKNOWN_ZONES: set[str] = set()  # each reported once
+# A dated reset this little in the past has just happened (clocks differ); further back, it is next year's.
+_JUST_PAST = timedelta(hours=1)
+
+
 def _zone(name: str | None, fallback: tzinfo) -> tzinfo:
     if not name:
         return fallback
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        if name not in _UNKNOWN_ZONES:
+            _UNKNOWN_ZONES.add(name)
+            log.warning("reset time zone %r is not a known IANA zone; local time is assumed", name)
         return fallback
 
 
@@ -601,14 +621,16 @@ def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone
     today = local_now.date()
     month, day, weekday = g.get("month"), g.get("day"), g.get("weekday")
     if month and day:
-        # The message names no year: take the one that puts the date nearest to now (Jan 2 seen on Dec 30).
-        dates = []
-        for year in (today.year - 1, today.year, today.year + 1):
+        # The message names no year: a limit resets in the future, so a date already past is next year's
+        # (Jan 2 seen on Dec 30, or on Jan 14), unless it has only just passed.
+        for year in (today.year, today.year + 1):
             try:
-                dates.append(date(year, _MONTHS.index(month[:3].lower()) + 1, int(day)))
+                when = date(year, _MONTHS.index(month[:3].lower()) + 1, int(day))
             except ValueError:
                 continue
-        return min(dates, key=lambda d: abs(datetime.combine(d, at, zone) - local_now), default=None)
+            if datetime.combine(when, at, zone) > local_now - _JUST_PAST:
+                return when
+        return None
     if weekday:
         when = today + timedelta(days=(_WEEKDAYS.index(weekday[:3].lower()) - today.weekday()) % 7)
         return when if datetime.combine(when, at, zone) > local_now else when + timedelta(days=7)
@@ -617,8 +639,9 @@ def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone
 
 def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None = None) -> datetime | None:
     """When a limit lifts, from a message: `|<epoch>`, `3am`, `1pm (Europe/Madrid)`, `13:00`, `Mon 9am`,
-    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a day name means its
-    next occurrence; a zone in parentheses is used when known, `tz` otherwise."""
+    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a date already past
+    means next year's; a day name means its next occurrence; a zone in parentheses is used when known, `tz`
+    otherwise (an unknown one is logged once)."""
     p = patterns or load_patterns()
     now = now if now.tzinfo else now.replace(tzinfo=tz)
     m = p.rx("reset_epoch").search(text)

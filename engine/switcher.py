@@ -22,6 +22,7 @@ from engine.lifecycle import create_sessions
 from engine.runtime import Running
 from engine.state import AccountState, State, SwapRecord
 from engine.symlinks import ensure_links
+from engine.tasks import TaskError
 from engine.tmux import TmuxError
 
 if TYPE_CHECKING:
@@ -68,6 +69,13 @@ def mark_exhausted(state: State, account: str, until: float) -> None:
     state.accounts.setdefault(account, AccountState(name=account)).usable_again_at = until
 
 
+def _conversation_of(run: Running, old: Account) -> str | None:
+    """The UUID of the run's conversation: the file the quota monitor follows, else found by its marker."""
+    if run.follower is not None and run.follower.path.exists():
+        return run.follower.path.name[: -len(".jsonl")].lower()
+    return conversation_for(old.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60)
+
+
 async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid: str | None) -> bool:
     """Relaunch `run` in its (new) session under `account`: resumed with "continue", or afresh."""
     task = run.task
@@ -79,6 +87,7 @@ async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid
         log.error("swap: %s could not be resumed in %s: %s", task.key, run.session, exc)
         return False
     run.account, run.phase, run.retry_at, run.quota_seen_at = account.name, "working", None, None
+    run.last_text, run.stop = None, None  # a new pane: its first look judges the whole turn
     run.resumed_at = engine.clock.now()
     s = engine.session_state(run.session)
     s.state, s.account = "working", account.name
@@ -137,21 +146,19 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         engine.emit("all_exhausted", account=old_name, reason=trigger.reason, until=until)
         log.error("every account is exhausted; dispatch paused until %s", until)
         return None
+    arrived = state.accounts.get(target.name)
+    if arrived is not None and arrived.usable_again_at is not None and arrived.usable_again_at <= now:
+        arrived.last_reset, arrived.usable_again_at = arrived.usable_again_at, None  # its limit is history
     result = await asyncio.to_thread(ensure_links, config)
     for problem in result.problems:
         log.error("swap: %s: %s", problem.key, problem.message)
-    moving = [r for r in engine.running.values() if r.phase in ("working", "waiting", "finishing")]
+    # A finishing run is being completed, requeued or failed: its file is on its way out of inbox/, so it
+    # is not resumed; its session is recreated like the others and its release carries on.
+    moving = [r for r in engine.running.values() if r.phase in ("working", "waiting")]
     moving = [r for r in moving if r.session in config.pool_names]
     for run in moving:
         run.phase = "finishing"  # the watcher leaves them alone while they move
-    uuids = await asyncio.gather(
-        *(
-            asyncio.to_thread(
-                conversation_for, old.home, r.task.project_dir, f"[{r.task.filename}]", r.claimed_at - 60
-            )
-            for r in moving
-        )
-    )
+    uuids = await asyncio.gather(*(asyncio.to_thread(_conversation_of, r, old) for r in moving))
     live = set(await asyncio.to_thread(engine.tmux.list_sessions))
     await asyncio.gather(
         *(asyncio.to_thread(engine.tmux.kill_session, name) for name in config.pool_names if name in live)
@@ -170,7 +177,10 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         if ok:
             resumed.append(run.session)
         else:
-            await asyncio.to_thread(q.requeue, run.claimed)
+            try:
+                await asyncio.to_thread(q.requeue, run.claimed)
+            except TaskError as exc:
+                log.error("swap: %s", exc)
             engine.running.pop(run.session, None)
             engine.session_state(run.session).state = "idle"
             engine.emit("requeued", session=run.session, task=run.task.key, reason="not resumed after swap")

@@ -148,3 +148,53 @@ def read_new(path: Path, offset: int) -> tuple[list[str], int]:
         data = f.read()
     cut = data.rfind(b"\n") + 1
     return data[:cut].decode("utf-8", errors="replace").splitlines(), start + cut
+
+
+def opened_at(path: Path) -> datetime | None:
+    """When the conversation began: the timestamp of its first record (None if unreadable or absent)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(65536).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    record = next(_records([first]), None)
+    return _timestamp(record.get("timestamp")) if record is not None else None
+
+
+# A conversation met for the first time is read from this far before its end: enough for its latest turn.
+FOLLOW_TAIL = 65536
+
+
+@dataclass
+class Follower:
+    """One conversation file, read a little at each look: only the bytes appended since the last one.
+
+    `stop` is the API error that ended the latest turn (None once the conversation went on after it); it
+    carries over between looks that bring no new record.
+    """
+
+    path: Path
+    offset: int | None = None
+    stop: ApiError | None = None
+
+    def poll(self) -> ApiError | None:
+        """Read what was appended; the API-error record that ended the turn if it arrived in this read."""
+        try:
+            if self.offset is None:
+                size = self.path.stat().st_size
+                start = max(0, size - FOLLOW_TAIL)
+                lines, self.offset = read_new(self.path, start)
+                if start > 0:
+                    lines = lines[1:]  # the tail began inside a record
+            else:
+                lines, self.offset = read_new(self.path, self.offset)
+        except OSError:
+            return None
+        latest: dict[str, Any] | None = None
+        for record in _records(lines):
+            if _in_conversation(record):
+                latest = record
+        if latest is None:
+            return None
+        self.stop = _api_error(latest)
+        return self.stop

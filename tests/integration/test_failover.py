@@ -55,13 +55,48 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
     assert engine.state.accounts["primary"].usable_again_at is not None
 
 
+THROTTLE = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
+
+
+def test_a_429_record_swaps_though_the_screen_wording_is_new(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ran = ws.root / "ran.log"
+    body = f'New wording\nsim: quota "Your plan\'s allowance is used up for now"\nsim: append {ran} A'
+    ws.add_task("web", "t", body)
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    [swap] = swaps(ws)
+    assert swap["pattern"] == "transcript:rate_limit" and swap["account"] == "secondary"
+    assert ran.read_text().split() == ["A"]  # finished after the swap, not taken as done at the limit
+    assert footer_account(ws, "web", "t.md") == "secondary"
+
+
 def test_server_errors_never_swap(ws: Workspace) -> None:
-    ws.add_task("web", "flaky", "Flaky API\nsim: error 529\nsim: error 500\nsim: work 200ms")
+    # The throttle comes as a 429 record, as the real agent writes it: its wording says it is no usage limit.
+    body = f'Flaky API\nsim: error 529\nsim: error 500\nsim: quota "{THROTTLE}"\nsim: work 200ms'
+    ws.add_task("web", "flaky", body)
     engine = new_engine(ws)
     run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60)
     assert swaps(ws) == []
     assert engine.state.active_account == "primary"
-    assert [e["type"] for e in ws.events()].count("api_error") == 2
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.count("api_error") == 3 and "quota_hit" not in kinds
+    reasons = [str(e["reason"]) for e in ws.events() if e["type"] == "api_error"]
+    assert any("529" in r for r in reasons) and any("500" in r for r in reasons)
+    assert any("not your usage limit" in r for r in reasons)
+
+
+def test_a_529_already_answered_does_not_block_a_fresh_limit_hit(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    body = 'Overloaded, then limited\nsim: error 529\nsim: quota "You\'ve hit your limit · resets 3am"'
+    ws.add_task("web", "t", body + "\nsim: work 200ms")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.index("api_error") < kinds.index("quota_hit") < kinds.index("swap")
+    [swap] = swaps(ws)
+    assert (swap["from_account"], swap["account"]) == ("primary", "secondary")
+    assert footer_account(ws, "web", "t.md") == "secondary"
 
 
 def test_quota_words_in_a_task_and_its_answers_never_swap(ws: Workspace) -> None:
@@ -75,6 +110,22 @@ def test_quota_words_in_a_task_and_its_answers_never_swap(ws: Workspace) -> None
     run_engine(engine, lambda: ws.done("web") == ["quota-code.md"], timeout=60)
     assert swaps(ws) == []
     assert not [e for e in ws.events() if e["type"] == "quota_hit"]
+
+
+def test_a_server_error_quoted_as_a_result_line_in_a_task_does_not_veto_its_limit_hit(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    body = (
+        "Parse the agent's error lines, such as:\n"
+        '⎿  API Error: 529 {"type":"error","error":{"type":"overloaded_error"}}\n'
+        "and count them per session.\n"
+        'sim: quota "You\'ve hit your limit · resets 3am"\nsim: work 200ms'
+    )
+    ws.add_task("web", "t", body)
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    [swap] = swaps(ws)
+    assert swap["account"] == "secondary" and swap["pattern"] == "hit_your_limit"
+    assert "api_error" not in [e["type"] for e in ws.events()]
 
 
 def test_operator_requested_swap_moves_an_idle_pool(ws: Workspace) -> None:
@@ -92,6 +143,47 @@ def test_operator_requested_swap_moves_an_idle_pool(ws: Workspace) -> None:
         engine.state.accounts.get("primary") is None
         or engine.state.accounts["primary"].usable_again_at is None
     )
+
+
+def test_a_run_finishing_during_a_swap_is_left_to_finish(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from engine import queue
+
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "t", "Quick\nsim: work 200ms")
+    engine = new_engine(ws)
+    finishing, swapped = threading.Event(), threading.Event()
+    complete = queue.complete
+
+    def held_complete(*args: object, **kwargs: object) -> object:
+        finishing.set()
+        swapped.wait(timeout=20)  # the file is still on its way to done/ while the swap runs
+        return complete(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue, "complete", held_complete)
+    asked: list[str | None] = []
+
+    def swap_while_finishing() -> None:
+        if finishing.is_set() and not asked:
+            asked.append(engine.request_swap("operator"))
+        if swaps(ws):
+            swapped.set()
+
+    run_engine(
+        engine,
+        lambda: bool(swaps(ws)) and ws.done("web") == ["t.md"] and not engine.running,
+        timeout=30,
+        during=swap_while_finishing,
+    )
+    assert asked == ["secondary"]
+    [swap] = swaps(ws)
+    assert swap["resumed"] == []
+    kinds = [e["type"] for e in ws.events()]
+    assert kinds.count("completed") == 1 and "requeued" not in kinds
+    assert ws.inbox("web") == []
 
 
 def test_a_second_hit_inside_the_cooldown_does_not_swap_back(
@@ -130,6 +222,20 @@ def test_auth_failure_restarts_once_then_takes_the_session_out_of_the_pool(ws: W
     assert "auth_failures:ccl-auto-11" not in again.state.counters
 
 
+def test_a_task_failing_auth_is_requeued_once_however_many_sessions_the_pool_has(ws: Workspace) -> None:
+    ws.add_task("web", "login", "Needs a login\nsim: auth")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.failed("web") == ["login.md"], timeout=60)
+    events = ws.events()
+    kinds = [e["type"] for e in events]
+    assert kinds.count("auth_failed") == 2 and kinds.count("requeued") == 1
+    assert swaps(ws) == []
+    failed_in = {e["session"] for e in events if e["type"] == "auth_failed"}
+    # A session that failed only once stays in the pool.
+    assert ("session_disabled" in kinds) == (len(failed_in) == 1)
+    assert "auth failure twice" in (ws.project("web") / ".agent-queue" / "failed" / "login.md").read_text()
+
+
 def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Workspace) -> None:
     from engine.launch import command_line
     from engine.symlinks import ensure_links
@@ -162,7 +268,8 @@ def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Wor
     [swap] = swaps(ws)
     assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
     pane = ws.tmux.capture("ccl-1-vault", 300)
-    assert "Add funds at" not in pane  # Enter on the menu would have picked an option; Esc closed it
+    # Enter on the menu would have picked an option (the default one waits for the reset); Esc closed it.
+    assert "Add funds at" not in pane and "Waiting for the limit to reset." not in pane
     assert str(ws.root / "accounts" / "secondary") in pane
     wait_until(lambda: "bypass permissions" in ws.tmux.capture("ccl-1-vault", 20), what="resumed agent up")
     folder = conversation_dir(ws.root / "shared", vault)
@@ -218,7 +325,9 @@ def start_dedicated(ws: Workspace, name: str, project: Path) -> None:
     wait_until(lambda: "Done: hello there" in ws.tmux.capture(name), what="first answer")
 
 
-def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(ws: Workspace) -> None:
+def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
     start_dedicated(ws, "ccl-1-vault", ws.project("vault"))
     engine = new_engine(ws)
     asked: list[bool] = []
@@ -233,6 +342,11 @@ def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(ws: Workspace) 
     [swap] = swaps(ws)
     assert swap["session"] == "ccl-1-vault" and swap["account"] == "secondary"
     assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
+    # Shown on screen only, with no reset time: the first look waits, a look 2 s later swaps.
+    looks = [r for r in caplog.records if r.getMessage().startswith("quota: session=ccl-1-vault")]
+    decisions = [r.getMessage().split("decision=")[1] for r in looks]
+    assert decisions[0] == "first look: confirm on a second look" and decisions[-1] == "swap: seen twice"
+    assert looks[-1].created - looks[0].created >= 2.0
 
 
 def test_an_old_limit_already_in_a_dedicated_pane_at_start_does_not_swap(
@@ -263,3 +377,5 @@ def test_prefer_first_returns_to_the_first_account_when_no_task_would_move(ws: W
     [swap] = swaps(ws)
     assert (swap["from_account"], swap["account"]) == ("secondary", "primary")
     assert engine.state.active_account == "primary"
+    back = engine.state.accounts["primary"]
+    assert back.usable_again_at is None and back.last_reset is not None  # its limit is history now

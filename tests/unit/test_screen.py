@@ -94,6 +94,11 @@ EXPECTED: dict[str, Expect] = {
     "real-old-quota-answered.txt": Expect("idle", turn_ended=True),
     # Quota words that are not the agent's own error line.
     "real-quota-words-in-task.txt": Expect("working"),
+    # A task's own ⎿ lines are echoed with the prompt: never the agent's error line, nor a veto.
+    "real-submitted-result-line-in-task.txt": Expect("unknown"),
+    "real-quota-under-result-line-in-task.txt": Expect(
+        "idle", "quota", "hit_your_limit", "2026-01-15T02:00:00+01:00", turn_ended=True
+    ),
     "real-quota-words-in-answer.txt": Expect("idle", turn_ended=True),
     "real-quota-words-in-tool-output.txt": Expect("idle", turn_ended=True),
     "real-rate-limit-prose.txt": Expect("idle", turn_ended=True),
@@ -305,8 +310,9 @@ RESETS = {
     "resets Wednesday 11am": "2026-01-14T11:00:00+01:00",
     "resets Jan 30, 11:30am (Asia/Calcutta)": "2026-01-30T11:30:00+05:30",
     "resets Jan 19 at 7pm": "2026-01-19T19:00:00+01:00",
-    "resets Jan 2, 9am": "2026-01-02T09:00:00+01:00",
-    "resets Dec 31, 9am": "2025-12-31T09:00:00+01:00",
+    "resets Jan 2, 9am": "2027-01-02T09:00:00+01:00",
+    "resets Dec 31, 9am": "2026-12-31T09:00:00+01:00",
+    "resets Jan 14, 10am": "2026-01-14T10:00:00+01:00",
 }
 
 
@@ -333,3 +339,12 @@ def test_a_dated_reset_seen_in_december_for_january_is_next_year() -> None:
     december = datetime(2026, 12, 30, 10, 0, tzinfo=TZ)
     when = screen.parse_reset("resets Jan 2, 9am", december, TZ)
     assert when is not None and when.isoformat() == "2027-01-02T09:00:00+01:00"
+
+
+def test_an_unknown_zone_is_taken_as_local_time_and_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(2):
+        when = screen.parse_reset("resets 3pm (PST)", NOW, TZ)
+        assert when is not None and when.isoformat() == "2026-01-14T15:00:00+01:00"
+    assert [r.getMessage() for r in caplog.records if "PST" in r.getMessage()] == [
+        "reset time zone 'PST' is not a known IANA zone; local time is assumed"
+    ]

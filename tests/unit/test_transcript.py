@@ -180,3 +180,31 @@ def test_read_new_keeps_a_multibyte_character_split_by_a_write_whole(tmp_path: P
     assert transcript.read_new(path, 0) == ([], 0)
     path.write_bytes(line)
     assert transcript.read_new(path, 0) == ([line.decode().rstrip("\n")], len(line))
+
+
+def test_a_follower_reads_only_what_was_appended_and_remembers_how_the_turn_ended(tmp_path: Path) -> None:
+    lines = _lines("quota-429-answered.jsonl")
+    error = next(i for i, line in enumerate(lines) if '"isApiErrorMessage": true' in line)
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines[:error]) + "\n", encoding="utf-8")
+    follower = transcript.Follower(path)
+    assert follower.poll() is None and follower.stop is None
+    with path.open("a", encoding="utf-8") as f:
+        f.write(lines[error] + "\n")
+    stop = follower.poll()
+    assert stop is not None and stop.status == 429 and follower.stop == stop
+    assert follower.poll() is None and follower.stop == stop  # no fresh stop, but the turn still ended
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines[error + 1 :]) + "\n")
+    assert follower.poll() is None and follower.stop is None  # the conversation went on after it
+    assert follower.offset == path.stat().st_size
+
+
+def test_a_follower_meeting_a_long_conversation_reads_only_its_tail(tmp_path: Path) -> None:
+    lines = _lines("quota-429.jsonl")
+    path = tmp_path / "t.jsonl"
+    filler = json.dumps({"type": "user", "message": {"role": "user", "content": "x" * 1000}})
+    path.write_text("\n".join([filler] * 200 + lines) + "\n", encoding="utf-8")
+    follower = transcript.Follower(path)
+    stop = follower.poll()
+    assert stop is not None and stop.status == 429
