@@ -425,7 +425,7 @@ class Engine:
                 continue
             recorded = self.state.sessions.get(name)
             if (name == hint and recorded is not None and recorded.state == "working") or echoed(
-                look.text, marker
+                look.text, marker, self.patterns
             ):
                 return name
         return None

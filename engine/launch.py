@@ -100,16 +100,21 @@ async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patt
         await asyncio.sleep(0.1)
 
 
-def echoed(text: str, marker: str) -> bool:
-    """The agent echoed a prompt carrying `marker` above its box: that message was submitted."""
-    return any(line.startswith("> ") and marker in line for line in text.splitlines())
+def echoed(text: str, marker: str, patterns: screen.Patterns) -> bool:
+    """The agent echoed a prompt carrying `marker` above its box: that message was submitted.
+
+    The echo's prefix is the `prompt_echo` pattern (`> `, or `❯ ` in newer versions); only lines above
+    the box count, since in newer versions the box's own `❯ ` line holds the message before it is sent.
+    """
+    echo = patterns.rx("prompt_echo")
+    return any(echo.match(line) and marker in line for line in screen.split_pane(text, patterns).above)
 
 
 def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
     """The message left the box: it is echoed above it, or the agent is working on it."""
     if screen.paste_pending(text, patterns):
         return False
-    return screen.read_state(text, patterns) == "working" or echoed(text, marker)
+    return screen.read_state(text, patterns) == "working" or echoed(text, marker, patterns)
 
 
 async def paste_and_submit(

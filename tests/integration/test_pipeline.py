@@ -10,7 +10,14 @@ import pytest
 
 from engine.clock import FakeClock
 from engine.tmux import LibtmuxClient
-from tests.integration.pipeline_support import Workspace, make_workspace, new_engine, run_engine
+from tests.integration.pipeline_support import (
+    SIM_STYLES,
+    Workspace,
+    make_workspace,
+    new_engine,
+    run_engine,
+    use_sim_style,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +147,11 @@ def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
     assert ws.tmux.current_command("ccl-auto-11") == "sh"  # the hung agent was stopped
 
 
-def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: Workspace) -> None:
+@pytest.mark.parametrize("style", SIM_STYLES)
+def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(
+    ws: Workspace, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_sim_style(style, monkeypatch)
     ran = ws.root / "ran.log"
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "long", f"Long one\nsim: work 6s\nsim: append {ran} long")
@@ -161,6 +172,30 @@ def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: 
     assert [(e["session"], e["task"]) for e in recovered] == [("ccl-auto-11", "web:long")]
     assert ran.read_text().split() == ["long"]
     assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+
+
+@pytest.mark.parametrize("style", SIM_STYLES)
+def test_restart_with_its_state_lost_finds_the_holder_by_the_echoed_prompt(
+    ws: Workspace, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_sim_style(style, monkeypatch)
+    ran = ws.root / "ran.log"
+    ws.data["pool"]["autonomous"].update(min=2, max=2)
+    ws.add_task("web", "long", f"Long one\nsim: work 6s\nsim: append {ran} long")
+    first = new_engine(ws)
+    run_engine(
+        first,
+        lambda: any(s.state == "working" for s in first.state.sessions.values()),
+        timeout=30,
+    )
+    holder = next(name for name, s in first.state.sessions.items() if s.state == "working")
+    (ws.root / "state" / "state.json").unlink()  # only the pane tells who holds the task now
+    second = new_engine(ws)
+    run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=30)
+    recovered = [(e["session"], e["task"]) for e in ws.events() if e["type"] == "recovered"]
+    assert recovered == [(holder, "web:long")]
+    assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+    assert ran.read_text().split() == ["long"]
 
 
 def test_restart_requeues_a_claimed_task_whose_agent_is_gone(ws: Workspace) -> None:

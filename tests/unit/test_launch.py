@@ -1,0 +1,47 @@
+"""Launch steps that need no tmux: how a submitted message is recognised, the line typed, the message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import screen
+from engine.launch import echoed, submitted
+
+PANES = Path(__file__).parent.parent / "data" / "panes"
+PATTERNS = screen.load_patterns()
+RULE = "─" * 80
+FOOTER = "  ⏵⏵ bypass permissions on (shift+tab to cycle)"
+
+
+def pane(*above: str, box: str = "❯ ") -> str:
+    return "\n".join([*above, "", RULE, box, RULE, FOOTER])
+
+
+def test_a_prompt_echoed_the_older_way_is_recognised() -> None:
+    text = (PANES / "real-submitted-no-spinner.txt").read_text()
+    assert echoed(text, "[fix-login.md]", PATTERNS)
+    assert not echoed(text, "[other.md]", PATTERNS)
+
+
+def test_a_prompt_echoed_the_newer_way_is_recognised() -> None:
+    text = (PANES / "real-working-newer-echo.txt").read_text()
+    assert echoed(text, "[bump-deps.md]", PATTERNS)
+
+
+def test_a_message_still_in_the_newer_box_is_not_taken_for_its_echo() -> None:
+    text = pane(" ▐▛███▜▌   Claude Code v2.1.37", box="❯ [bump-deps.md] Bump httpx to 0.28")
+    assert not echoed(text, "[bump-deps.md]", PATTERNS)
+    assert not submitted(text, "[bump-deps.md]", PATTERNS)
+
+
+def test_a_newer_echo_after_the_turn_ended_counts_as_submitted() -> None:
+    text = pane("❯ [quick.md] Quick one", "", "● Done: Quick one", "", "✻ Worked for 1s")
+    assert screen.read_state(text, PATTERNS) == "idle"
+    assert submitted(text, "[quick.md]", PATTERNS)
+
+
+@pytest.mark.parametrize("echo", ["> ", "❯ "])
+def test_a_numbered_menu_option_is_not_an_echo(echo: str) -> None:
+    assert not echoed(pane(f"{echo}1. [quick.md] Stop and wait"), "[quick.md]", PATTERNS)
