@@ -1032,6 +1032,7 @@ class Engine:
         self._count("completed")
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         self.state.counters.pop(f"auth_failures:{run.session}", None)
+        self.state.requeues.pop(run.task.key, None)  # a task queued again under this id starts afresh
         self.emit(
             "completed",
             session=run.session,
@@ -1048,6 +1049,7 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
         self._count("failed")
+        self.state.requeues.pop(run.task.key, None)
         self.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
         await self._release(run, stop_agent=True)
 
@@ -1066,7 +1068,6 @@ class Engine:
         self.state.requeues[run.task.key] = crashes
         self.session_state(run.session).last_fail = Failure(self.clock.now(), what)
         if crashes >= 2:
-            self.state.requeues.pop(run.task.key, None)
             await self._give_up(run, f"crashed twice: {what}")
         else:
             await self._requeue(run, f"crashed: {what}")

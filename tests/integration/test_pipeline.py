@@ -126,6 +126,26 @@ def test_crashing_agent_is_requeued_once_then_failed(ws: Workspace) -> None:
     assert "crashed twice" in failed
 
 
+def test_a_task_done_after_one_crash_starts_afresh_when_queued_again(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "flaky", "Flaky one\nsim: work 3s")
+    engine = new_engine(ws)
+    killed: list[bool] = []
+
+    def kill_the_first_agent() -> None:
+        run = engine.running.get("ccl-auto-11")
+        if not killed and run is not None and run.phase == "working":
+            ws.tmux.send_keys("ccl-auto-11", "C-c", "C-c")  # the agent quits: a crash to the engine
+            killed.append(True)
+
+    run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60, during=kill_the_first_agent)
+    kinds = [e["type"] for e in ws.events() if e.get("task") == "web:flaky"]
+    assert kinds.count("requeued") == 1 and kinds[-1] == "completed"
+    assert "web:flaky" not in engine.state.requeues
+    saved = json.loads((ws.root / "state" / "state.json").read_text())
+    assert "web:flaky" not in saved.get("requeues", {})
+
+
 def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "stuck", "Hang please\nsim: hang")
