@@ -58,6 +58,7 @@ DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegat
 WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
 JANITOR_PERIOD = 3600.0  # housekeeping runs at start and then hourly
 LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
+RESUME_ATTEMPTS = 2  # failed launches with one saved resume id before it is dropped
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
@@ -107,6 +108,7 @@ class Engine:
         self._dedicated_text: dict[str, str] = {}
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
+        self._resume_failures: dict[str, int] = {}
         self._scans = 0
         self.delegation_poll = delegation_poll
         self.delegation = DelegationManager.from_config(
@@ -707,17 +709,44 @@ class Engine:
         project = path.parent.parent.parent.name
         return f"{project}:{task_id_of(path.name) or path.name}"
 
+    def _resume_path(self, session: str) -> Path:
+        return self.config.agent.resume_dir / f"{session}-resume-id.txt"
+
     def _resume_id(self, session: str) -> str | None:
-        path = self.config.agent.resume_dir / f"{session}-resume-id.txt"
+        """The session's saved resume id; it stays saved until a launch with it goes through."""
+        path = self._resume_path(session)
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError:
             return None
-        path.unlink(missing_ok=True)
         if not valid_resume_id(value):
+            path.unlink(missing_ok=True)
             log.warning("%s: not a session UUID (%r); ignored", path, value[:60])
             return None
         return value
+
+    def _resume_used(self, session: str, value: str, launched: bool) -> None:
+        """Consume the resume id once a launch with it went through; after RESUME_ATTEMPTS failed
+        launches it is dropped too, as the agent may be refusing it."""
+        key = f"{session}:{value}"
+        path = self._resume_path(session)
+        if not launched:
+            failures = self._resume_failures.get(key, 0) + 1
+            self._resume_failures[key] = failures
+            if failures < RESUME_ATTEMPTS:
+                log.info("%s: kept for the next launch of %s", path, session)
+                return
+            log.warning("%s: %d launches with it failed; dropped", path, failures)
+        self._resume_failures.pop(key, None)
+        try:
+            current = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return
+        if current == value:  # a newer id saved meanwhile is the next launch's
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("%s: cannot remove the used resume id: %s", path, exc.strerror)
 
     def _signal(self, session: str) -> Path:
         return self.config.watcher.done_signal_dir / f"agent-done-{session}"
@@ -775,14 +804,16 @@ class Engine:
         account = self.config.account(run.account) or self.config.accounts[0]
         s = self.session_state(run.session)
         resume = await asyncio.to_thread(self._resume_id, run.session)
-        launch = self.make_launch(run, account, resume)
         try:
+            launch = self.make_launch(run, account, resume)
             self._signal(run.session).unlink(missing_ok=True)
             await start_agent(self.tmux, self.reader, launch, self.patterns)
             enters = await paste_and_submit(self.tmux, self.reader, launch, self.patterns)
             run.phase = "working"
             s.state = "working"
             self.save()
+            if resume:
+                await asyncio.to_thread(self._resume_used, run.session, resume, True)
             self.emit(
                 "submitted",
                 session=run.session,
@@ -796,6 +827,8 @@ class Engine:
             self._wake_watch.set()
         except (LaunchError, TmuxError, OSError) as exc:
             log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
+            if resume:
+                await asyncio.to_thread(self._resume_used, run.session, resume, False)
             self.running.pop(run.session, None)
             await asyncio.to_thread(q.requeue, run.claimed)
             s.state, s.task, s.task_path = "idle", None, None

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.clock import FakeClock
+from engine.conversations import conversation_dir
+from engine.core import LAUNCH_RETRY_AFTER
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import (
     SIM_STYLES,
@@ -144,6 +146,52 @@ def test_a_task_done_after_one_crash_starts_afresh_when_queued_again(ws: Workspa
     assert "web:flaky" not in engine.state.requeues
     saved = json.loads((ws.root / "state" / "state.json").read_text())
     assert "web:flaky" not in saved.get("requeues", {})
+
+
+UUID = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
+
+
+def test_a_saved_resume_id_outlives_a_failed_launch_and_is_consumed_by_the_one_that_works(
+    ws: Workspace,
+) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    saved = ws.root / "resume" / "ccl-auto-11-resume-id.txt"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(UUID + "\n")
+    ws.add_task("web", "again", "Carry on\nsim: work 200ms")
+    conversation = conversation_dir(ws.root / "accounts" / "primary", ws.project("web")) / f"{UUID}.jsonl"
+    clock = FakeClock()
+    engine = new_engine(ws, clock=clock, agent__prompt_timeout="2s")
+    kept: list[bool] = []
+
+    def after_the_first_failure() -> None:
+        if not kept and any(e["type"] == "launch_failed" for e in ws.events()):
+            kept.append(saved.exists())
+            # The agent refused the id (no such conversation yet); now there is one.
+            conversation.parent.mkdir(parents=True, exist_ok=True)
+            conversation.touch()
+            clock.advance(LAUNCH_RETRY_AFTER + 1)
+
+    run_engine(engine, lambda: ws.done("web") == ["again.md"], timeout=60, during=after_the_first_failure)
+    assert kept == [True]
+    assert not saved.exists()
+    assert "[again.md] Carry on" in conversation.read_text()  # the agent resumed that conversation
+
+
+def test_a_resume_id_is_dropped_after_two_failed_launches_but_a_newer_one_is_kept(ws: Workspace) -> None:
+    engine = new_engine(ws)
+    saved = ws.root / "resume" / "ccl-auto-11-resume-id.txt"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(UUID)
+    assert engine._resume_id("ccl-auto-11") == UUID
+    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    assert saved.exists()
+    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    assert not saved.exists()
+    newer = UUID.replace("605d", "705d")
+    saved.write_text(newer)
+    engine._resume_used("ccl-auto-11", UUID, launched=True)  # not the id that launch used
+    assert saved.read_text() == newer
 
 
 def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
