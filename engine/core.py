@@ -109,6 +109,7 @@ class Engine:
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
         self._resume_failures: dict[str, int] = {}
+        self._refused_projects: set[str] = set()
         self._scans = 0
         self.delegation_poll = delegation_poll
         self.delegation = DelegationManager.from_config(
@@ -379,7 +380,7 @@ class Engine:
 
     def _discover(self) -> dict[str, Path]:
         dedicated = {d.project.name: d.project for d in self.config.pool.dedicated}
-        return q.discover_projects(self.config.projects_dir, dedicated)
+        return q.discover_projects(self.config.projects_dir, dedicated, self._refused_projects)
 
     def _look(self, session: str) -> Look | None:
         if not self.tmux.has_session(session):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine import screen
 from engine.batch import PaneReader
+from engine.safetext import control_in, describe_control, visible
 from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,24 @@ def command_line(
     model: str,
     resume_id: str | None = None,
 ) -> str:
-    """The line typed into the session's shell; every part from config or a path is quoted."""
+    """The line typed into the session's shell; every part from config or a path is quoted.
+
+    Quoting does not protect a control character: the shell's line editor acts on it as a key press
+    (Ctrl-U erases the line typed so far, CR runs it) before any quote is read. Raises LaunchError
+    naming the part that holds one, so nothing is typed.
+    """
     argv = [command, *args, "--model", model]
     if resume_id:
         argv += ["--resume", resume_id]
+    parts = [("project path", str(project_dir)), ("account home", str(account_home))]
+    parts += [("agent command line", part) for part in argv]
+    for what, value in parts:
+        bad = control_in(value)
+        if bad is not None:
+            raise LaunchError(
+                f"refusing to type into a shell: the {what} '{visible(value)}' holds the control "
+                f"character {describe_control(bad[0])}"
+            )
     return (
         f"cd -- {shlex.quote(str(project_dir))} && "
         f"CLAUDE_CONFIG_DIR={shlex.quote(str(account_home))} {shlex.join(argv)}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine import screen
-from engine.launch import echoed, submitted
+from engine.launch import LaunchError, command_line, echoed, submitted
 
 PANES = Path(__file__).parent.parent / "data" / "panes"
 PATTERNS = screen.load_patterns()
@@ -45,3 +45,28 @@ def test_a_newer_echo_after_the_turn_ended_counts_as_submitted() -> None:
 @pytest.mark.parametrize("echo", ["> ", "❯ "])
 def test_a_numbered_menu_option_is_not_an_echo(echo: str) -> None:
     assert not echoed(pane(f"{echo}1. [quick.md] Stop and wait"), "[quick.md]", PATTERNS)
+
+
+def test_the_command_line_quotes_every_path_and_part() -> None:
+    line = command_line(Path('/src/it\'s a "b";$x`y`'), Path("/h/a b"), "claude", ["--x", "a b"], "opus")
+    assert line == (
+        "cd -- '/src/it'\"'\"'s a \"b\";$x`y`' && CLAUDE_CONFIG_DIR='/h/a b' claude --x 'a b' --model opus"
+    )
+
+
+@pytest.mark.parametrize(
+    ("project", "home", "args", "what"),
+    [
+        (Path("/src/proj\x15touch PWNED\r"), Path("/h"), [], "project path '/src/proj\\x15touch PWNED\\x0d'"),
+        (Path("/src/p"), Path("/h\x1b"), [], "account home"),
+        (Path("/src/p"), Path("/h"), ["--x\ty"], "agent command line"),
+    ],
+)
+def test_a_control_character_in_any_part_of_the_command_line_is_refused(
+    project: Path, home: Path, args: list[str], what: str
+) -> None:
+    with pytest.raises(LaunchError) as err:
+        command_line(project, home, "claude", args, "opus")
+    message = str(err.value)
+    assert what in message and "control character U+" in message
+    assert not any(c in message for c in "\x15\r\x1b\t")  # one printable line
