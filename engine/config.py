@@ -24,6 +24,7 @@ from engine.safetext import control_in, describe_control
 
 PRIORITIES = ("critical", "high", "default", "low")
 MESSAGE_FIELDS = ("file", "body")
+TEMPLATE_START = "[{file}]"
 WEBHOOK_FORMATS = ("json", "ntfy")
 WebhookFormat = Literal["json", "ntfy"]
 
@@ -544,8 +545,11 @@ def _template(r: _Reader, path: _KeyPath, value: object) -> str:
     if unknown:
         shown = ", ".join("{" + name + "}" for name in unknown)
         raise _Invalid(f"unknown field {shown}; the fields are {{file}} and {{body}} ({{{{ }}}} for braces)")
-    if "file" not in names:
-        raise _Invalid("must contain {file}: it is how a restart tells which session holds which task")
+    if not value.startswith(TEMPLATE_START):
+        raise _Invalid(
+            f"must start with {TEMPLATE_START} (got {json.dumps(value[:40])}): the [<id>.md] that the "
+            "agent echoes first is how a restart tells which session holds which task"
+        )
     return value
 
 
@@ -959,7 +963,8 @@ agent:
   # swap the agent continues the same conversation.
   resume_dir: ~/.claude-context
   # The message pasted to the agent: {file} is the task's file name (<id>.md), {body} its text.
-  # Keep {file}: after a restart it tells which session holds which task. Write {{ and }} for braces.
+  # It must start with [{file}]: after a restart the agent's echo of it tells which session holds which
+  # task. Write {{ and }} for braces.
   message_template: "[{file}] {body}"
   # true: add a Stop hook to each account's settings.json that signals the end of every turn, so that
   # completions are seen at once. Hooks you already have there are kept.

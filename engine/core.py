@@ -33,6 +33,7 @@ from engine.launch import (
     paste_and_submit,
     render_message,
     start_agent,
+    task_marker,
     valid_resume_id,
 )
 from engine.lifecycle import ensure_pool, live_pool
@@ -419,7 +420,7 @@ class Engine:
     def _find_holder(self, task_id: str, hint: str | None) -> str | None:
         """The session whose agent took this task: the recorded holder if its message went in, else
         any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost)."""
-        marker = f"[{task_id}.md]"
+        marker = task_marker(f"{task_id}.md")
         candidates = [hint] if hint else []
         candidates += [n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint]
         for name in candidates:
@@ -796,7 +797,7 @@ class Engine:
                 task.project_dir, account.home, agent.command, agent.args, run.model, resume_id
             ),
             message=CONTINUE if resumed else render_message(agent.message_template, task.filename, task.body),
-            marker=CONTINUE if resumed else f"[{task.filename}]",
+            marker=CONTINUE if resumed else task_marker(task.filename),
             prompt_timeout=agent.prompt_timeout,
         )
 

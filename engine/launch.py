@@ -43,10 +43,17 @@ def agent_running(current_command: str) -> bool:
     return bool(current_command) and current_command not in SHELLS
 
 
+def task_marker(filename: str) -> str:
+    """`[<id>.md]`: the message starts with it (config checks the template), so an echoed prompt or a
+    transcript's first prompt tells which session holds which task."""
+    return f"[{filename}]"
+
+
 def render_message(template: str, filename: str, body: str) -> str:
-    """The text pasted to the agent; `{file}` lets recovery tell which session holds which task."""
-    text = body.strip() or EMPTY_BODY
-    return template.replace("{file}", filename).replace("{body}", text)
+    """The text pasted to the agent: `template` filled in as config validates it (`str.format`, `{{ }}`
+    for braces); the values are never read as a template."""
+    text = body.strip().replace("\r\n", "\n") or EMPTY_BODY
+    return template.format(file=filename, body=text)
 
 
 def valid_resume_id(value: str) -> bool:

@@ -541,7 +541,13 @@ PROBLEMS = [
         "template-without-file",
         "agent: {message_template: '{body}'}\n",
         "agent.message_template",
-        "must contain {file}",
+        "must start with [{file}]",
+    ),
+    (
+        "template-file-not-first",
+        "agent: {message_template: 'Task {file}: {body}'}\n",
+        "agent.message_template",
+        'must start with [{file}] (got "Task {file}: {body}"): the [<id>.md] that the agent echoes first',
     ),
     (
         "template-field",

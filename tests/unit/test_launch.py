@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from engine import screen
-from engine.launch import LaunchError, command_line, echoed, submitted
+from engine.config import TEMPLATE_START
+from engine.launch import (
+    EMPTY_BODY,
+    LaunchError,
+    command_line,
+    echoed,
+    render_message,
+    submitted,
+    task_marker,
+)
 
 PANES = Path(__file__).parent.parent / "data" / "panes"
 PATTERNS = screen.load_patterns()
@@ -70,3 +79,15 @@ def test_a_control_character_in_any_part_of_the_command_line_is_refused(
     message = str(err.value)
     assert what in message and "control character U+" in message
     assert not any(c in message for c in "\x15\r\x1b\t")  # one printable line
+
+
+def test_the_message_is_the_template_filled_in_as_config_validates_it() -> None:
+    template = "[{file}] {{one brace pair}} {body}"
+    body = "Use {body} and {file} literally\r\nsecond line\r\n"
+    message = render_message(template, "a.md", body)
+    assert message == "[a.md] {one brace pair} Use {body} and {file} literally\nsecond line"
+    assert render_message("[{file}] {body}", "a.md", "  \n") == f"[a.md] {EMPTY_BODY}"
+
+
+def test_every_valid_template_starts_with_the_marker_recovery_looks_for() -> None:
+    assert render_message(TEMPLATE_START + "\n{body}", "a.md", "x").startswith(task_marker("a.md"))
