@@ -111,6 +111,7 @@ class Engine:
         self._activity_seen: dict[str, int] = {}
         self._resume_failures: dict[str, int] = {}
         self._refused_projects: set[str] = set()
+        self._live_seen: set[str] = set()  # the sessions the watcher's last listing saw
         self._scans = 0
         self.delegation_poll = delegation_poll
         self.delegation = DelegationManager.from_config(
@@ -848,6 +849,7 @@ class Engine:
         """One look at every session in `names`, and at those in `quiet` whose window printed something
         since the last look (idle agents print nothing, so they cost nothing): three tmux calls at most."""
         commands = self.tmux.pane_commands()
+        self._live_seen = set(commands)
         wanted = [n for n in names if n in commands]
         if quiet:
             activity = self.tmux.pane_activity()
@@ -864,6 +866,7 @@ class Engine:
         working = [r for r in self.running.values() if r.phase == "working"]
         dedicated = list(self.config.dedicated_names)
         if not working and not dedicated:
+            await self._keep_pool(await asyncio.to_thread(self.tmux.list_sessions))
             return
         awaiting = [n for n in dedicated if n in self._dedicated_seen]  # due a second look, printed or not
         quiet = [n for n in dedicated if n not in self._dedicated_seen]
@@ -871,6 +874,20 @@ class Engine:
         await asyncio.gather(*(self._check(r, looks.get(r.session)) for r in working))
         if dedicated and not self.swapping:
             await self._watch_dedicated(looks, self.clock.now())
+        await self._keep_pool(self._live_seen)
+
+    async def _keep_pool(self, live: set[str] | list[str]) -> None:
+        """Recreate pool sessions when fewer than `min` are alive (one was killed or its shell exited);
+        `live` is a listing this round already made, so a round where nothing vanished costs no call."""
+        auto = self.config.pool.autonomous
+        alive = sum(1 for name in auto.names() if name in live)
+        if alive >= auto.min or self.swapping:
+            return
+        log.warning("only %d of at least %d pool sessions are alive; recreating", alive, auto.min)
+        try:
+            await asyncio.to_thread(self.ensure_pool_now, 0)
+        except TmuxError as exc:
+            log.error("recreating pool sessions: %s", exc)
 
     async def _check(self, run: Running, look: Look | None) -> None:
         if look is None:  # gone, or vanished between the two calls: make sure before calling it a crash
