@@ -18,7 +18,7 @@ from engine import screen, transcript
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Account, Config
-from engine.conversations import conversation_dir, conversation_for
+from engine.conversations import conversation_dir, conversation_for, recent_answers
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.durations import format_duration
@@ -63,6 +63,8 @@ RESUME_ATTEMPTS = 2  # failed launches with one saved resume id before it is dro
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
+SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
+MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
 OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
@@ -405,7 +407,9 @@ class Engine:
             if project is None or task_id is None:
                 continue
             key = f"{project}:{task_id}"
-            session = await asyncio.to_thread(self._find_holder, task_id, holders.get(key))
+            session = await asyncio.to_thread(
+                self._find_holder, task_id, holders.get(key), claimed, self._projects[project], adopted
+            )
             if session is not None and await self._adopt(session, claimed, project):
                 adopted.add(session)
                 continue
@@ -418,12 +422,18 @@ class Engine:
             if name not in adopted:
                 await self._stop_agent(name)
 
-    def _find_holder(self, task_id: str, hint: str | None) -> str | None:
+    def _find_holder(
+        self, task_id: str, hint: str | None, claimed: Path, project_dir: Path, taken: set[str]
+    ) -> str | None:
         """The session whose agent took this task: the recorded holder if its message went in, else
-        any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost)."""
+        any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost) —
+        in the usual capture, then in the whole scrollback, then by the task's transcript."""
         marker = task_marker(f"{task_id}.md")
-        candidates = [hint] if hint else []
-        candidates += [n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint]
+        candidates = [hint] if hint and hint not in taken else []
+        candidates += [
+            n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint and n not in taken
+        ]
+        looks: dict[str, Look] = {}
         for name in candidates:
             look = self._look(name)
             if look is None or not agent_running(look.command):
@@ -433,7 +443,47 @@ class Engine:
                 look.text, marker, self.patterns
             ):
                 return name
-        return None
+            looks[name] = look
+        for name in looks:  # a long answer may have pushed the echo out of the usual capture
+            try:
+                if echoed(self.tmux.capture(name, SCROLLBACK_LINES), marker, self.patterns):
+                    return name
+            except TmuxError:
+                continue
+        try:
+            since = claimed.stat().st_ctime - 60  # the claim's rename; its conversation began after
+        except OSError:
+            return None
+        return self._holder_by_transcript(marker, project_dir, since, looks)
+
+    def _holder_by_transcript(
+        self, marker: str, project_dir: Path, since: float, looks: Mapping[str, Look]
+    ) -> str | None:
+        """The one session whose latest answer on screen is in the conversation that opened with
+        `marker` (the echo is beyond the scrollback); None if no session or more than one matches."""
+        answers: list[str] = []
+        for account in self.config.accounts:
+            uuid = conversation_for(account.home, project_dir, marker, since)
+            if uuid is not None:
+                answers = recent_answers(conversation_dir(account.home, project_dir) / f"{uuid}.jsonl")
+                break
+        if not answers:
+            return None
+        said = "\n".join(answers)
+        answer = self.patterns.rx("answer")
+        matches = []
+        for name, look in looks.items():
+            shown = [
+                answer.sub("", line, count=1).strip()
+                for line in screen.split_pane(look.text, self.patterns).above
+                if answer.match(line)
+            ]
+            if shown and len(shown[-1]) >= MIN_ANSWER_MATCH and shown[-1] in said:
+                matches.append(name)
+        if len(matches) != 1:
+            return None
+        log.info("%s: holds the task of %s by its transcript (the echo scrolled away)", matches[0], marker)
+        return matches[0]
 
     async def _adopt(self, session: str, claimed: Path, project: str) -> bool:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from engine.clock import FakeClock
 from engine.conversations import conversation_dir
-from engine.core import LAUNCH_RETRY_AFTER
+from engine.core import CAPTURE_LINES, LAUNCH_RETRY_AFTER
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import (
     SIM_STYLES,
@@ -260,6 +261,38 @@ def test_restart_with_its_state_lost_finds_the_holder_by_the_echoed_prompt(
     (ws.root / "state" / "state.json").unlink()  # only the pane tells who holds the task now
     second = new_engine(ws)
     run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=30)
+    recovered = [(e["session"], e["task"]) for e in ws.events() if e["type"] == "recovered"]
+    assert recovered == [(holder, "web:long")]
+    assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+    assert ran.read_text().split() == ["long"]
+
+
+@pytest.mark.parametrize("scrollback", ["deep", "short"])
+def test_restart_with_its_state_lost_finds_the_holder_whose_echo_scrolled_out_of_the_capture(
+    ws: Workspace, tmp_path: Path, scrollback: str
+) -> None:
+    if scrollback == "short":  # the echo is gone from tmux altogether: only the transcript tells
+        ws.tmux.new_session("zz-user", tmp_path, command=["/bin/sh"])
+        subprocess.run(
+            ["tmux", "-L", str(ws.tmux.socket_name), "set-option", "-g", "history-limit", "30"], check=True
+        )
+    ran = ws.root / "ran.log"
+    ws.data["pool"]["autonomous"].update(min=2, max=2)
+    says = "\n".join(f'sim: say "progress report number {n} of the long one"' for n in range(1, 131))
+    ws.add_task("web", "long", f"Long one\n{says}\nsim: work 8s\nsim: append {ran} long")
+    first = new_engine(ws)
+
+    def far_along() -> bool:
+        holder = next((n for n, s in first.state.sessions.items() if s.state == "working"), None)
+        return holder is not None and "number 130 of" in ws.tmux.capture(holder)
+
+    run_engine(first, far_along, timeout=30)
+    holder = next(name for name, s in first.state.sessions.items() if s.state == "working")
+    assert "[long.md]" not in ws.tmux.capture(holder, CAPTURE_LINES)
+    assert ("[long.md]" in ws.tmux.capture(holder, 100_000)) == (scrollback == "deep")
+    (ws.root / "state" / "state.json").unlink()
+    second = new_engine(ws)
+    run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=40)
     recovered = [(e["session"], e["task"]) for e in ws.events() if e["type"] == "recovered"]
     assert recovered == [(holder, "web:long")]
     assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
