@@ -40,6 +40,7 @@ from engine.lifecycle import ensure_pool, live_pool
 from engine.lock import StateLock
 from engine.notify import Notifier
 from engine.runtime import Look, Running
+from engine.safetext import visible
 from engine.snapshot import Snapshot, build_snapshot, day_of
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
 from engine.statusapi import StatusApiError, StatusServer
@@ -755,12 +756,13 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
             return
-        log.error("%s: moved to failed/: %s", error.path, error.reason)
+        log.error("%s: moved to failed/: %s", visible(error.path), error.reason)
         self.emit("failed", task=self._key_of(error.path), reason=error.reason)
 
     def _key_of(self, path: Path) -> str:
+        """The task key of a file that could not be read; escaped, as its name may hold anything."""
         project = path.parent.parent.parent.name
-        return f"{project}:{task_id_of(path.name) or path.name}"
+        return visible(f"{project}:{task_id_of(path.name) or path.name}")
 
     def _resume_path(self, session: str) -> Path:
         return self.config.agent.resume_dir / f"{session}-resume-id.txt"

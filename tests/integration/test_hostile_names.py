@@ -68,6 +68,8 @@ def test_a_task_file_with_control_characters_goes_to_failed_without_reaching_an_
     failed = ws.project("web") / ".agent-queue" / "failed"
     assert "control character U+001B (Esc) at line 2" in (failed / "paste.md").read_text()
     assert "control character U+0015 (Ctrl-U) in the file name" in (failed / "name\x15.md").read_text()
+    reported = {e["task"] for e in ws.events() if e["type"] == "failed"}
+    assert reported == {"web:paste", "web:name\\x15"}  # printable in every log line made of it
 
 
 def test_tmux_refuses_to_type_a_line_holding_a_control_character(ws: Workspace, tmp_path: Path) -> None:
