@@ -20,9 +20,11 @@ import yaml
 
 from engine.durations import EXAMPLES as DURATION_EXAMPLES
 from engine.durations import format_duration, parse_duration
+from engine.safetext import control_in, describe_control
 
 PRIORITIES = ("critical", "high", "default", "low")
 MESSAGE_FIELDS = ("file", "body")
+TEMPLATE_START = "[{file}]"
 WEBHOOK_FORMATS = ("json", "ntfy")
 WebhookFormat = Literal["json", "ntfy"]
 
@@ -348,10 +350,28 @@ def _unknown(key: str, known: Iterable[str]) -> str:
     return f"unknown key; expected one of: {', '.join(choices)}"
 
 
+def _control_problem(value: str, multiline: bool = False) -> str | None:
+    """Config text ends up typed or pasted into a terminal, where a control character acts as a key."""
+    bad = control_in(value, multiline)
+    if bad is None:
+        return None
+    return (
+        f"holds the control character {describe_control(bad[0])} ({json.dumps(value)}); typed into a "
+        "terminal it would act as a key"
+    )
+
+
+def _no_controls(value: str, multiline: bool = False) -> None:
+    problem = _control_problem(value, multiline)
+    if problem is not None:
+        raise _Invalid(problem)
+
+
 def _text(what: str, pattern: re.Pattern[str] | None = None) -> _Convert:
     def convert(r: _Reader, path: _KeyPath, value: object) -> str:
         if not isinstance(value, str) or not value.strip():
             raise _Invalid(f"expected {what}, got {_describe_as_text(value)}")
+        _no_controls(value)
         if pattern is not None and not pattern.fullmatch(value):
             raise _Invalid(f"expected {what}, got {_describe(value)}")
         return value
@@ -455,6 +475,7 @@ def _expand_variables(text: str) -> str:
 def _path(r: _Reader, path: _KeyPath, value: object) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise _Invalid(f"expected a path, got {_describe_as_text(value)}")
+    _no_controls(value)
     try:
         expanded = Path(_expand_variables(value)).expanduser()
     except RuntimeError:
@@ -511,6 +532,7 @@ def _listen(r: _Reader, path: _KeyPath, value: object) -> tuple[str, int]:
 def _template(r: _Reader, path: _KeyPath, value: object) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"expected a text with {{file}} and {{body}}, got {_describe_as_text(value)}")
+    _no_controls(value, multiline=True)
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
         unknown = [name for name in names if name not in MESSAGE_FIELDS]
@@ -523,8 +545,11 @@ def _template(r: _Reader, path: _KeyPath, value: object) -> str:
     if unknown:
         shown = ", ".join("{" + name + "}" for name in unknown)
         raise _Invalid(f"unknown field {shown}; the fields are {{file}} and {{body}} ({{{{ }}}} for braces)")
-    if "file" not in names:
-        raise _Invalid("must contain {file}: it is how a restart tells which session holds which task")
+    if not value.startswith(TEMPLATE_START):
+        raise _Invalid(
+            f"must start with {TEMPLATE_START} (got {json.dumps(value[:40])}): the [<id>.md] that the "
+            "agent echoes first is how a restart tells which session holds which task"
+        )
     return value
 
 
@@ -533,7 +558,10 @@ def _string_list(r: _Reader, path: _KeyPath, value: object) -> tuple[str, ...]:
         raise _Invalid(f"expected a list of strings, got {_describe_as_text(value)}")
     items: list[str] = []
     for i, item in enumerate(value):
-        if isinstance(item, str):
+        problem = _control_problem(item) if isinstance(item, str) else None
+        if problem is not None:
+            r.add((*path, i), problem)
+        elif isinstance(item, str):
             items.append(item)
         else:
             r.add((*path, i), f"expected a string, got {_describe_as_text(item)}")
@@ -935,7 +963,8 @@ agent:
   # swap the agent continues the same conversation.
   resume_dir: ~/.claude-context
   # The message pasted to the agent: {file} is the task's file name (<id>.md), {body} its text.
-  # Keep {file}: after a restart it tells which session holds which task. Write {{ and }} for braces.
+  # It must start with [{file}]: after a restart the agent's echo of it tells which session holds which
+  # task. Write {{ and }} for braces.
   message_template: "[{file}] {body}"
   # true: add a Stop hook to each account's settings.json that signals the end of every turn, so that
   # completions are seen at once. Hooks you already have there are kept.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -77,3 +78,33 @@ def conversation_for(account_home: Path, cwd: Path, marker: str, since: float = 
         if _first_prompt_has(Path(entry.path), marker):
             return stem.lower()
     return None
+
+
+def recent_answers(path: Path, limit: int = 262144) -> list[str]:
+    """The text of the assistant records in the last `limit` bytes of a transcript, oldest first."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - limit))
+            data = handle.read()
+    except OSError:
+        return []
+    answers: list[str] = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the torn first line of the window, or one being written
+        message = record.get("message") if isinstance(record, dict) else None
+        if record.get("type") != "assistant" or not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            answers.append(content)
+        elif isinstance(content, list):
+            answers += [
+                str(part.get("text", ""))
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            ]
+    return answers

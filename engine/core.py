@@ -18,7 +18,7 @@ from engine import screen, transcript
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Account, Config
-from engine.conversations import conversation_dir, conversation_for
+from engine.conversations import conversation_dir, conversation_for, recent_answers
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.durations import format_duration
@@ -33,12 +33,14 @@ from engine.launch import (
     paste_and_submit,
     render_message,
     start_agent,
+    task_marker,
     valid_resume_id,
 )
 from engine.lifecycle import ensure_pool, live_pool
 from engine.lock import StateLock
 from engine.notify import Notifier
 from engine.runtime import Look, Running
+from engine.safetext import visible
 from engine.snapshot import Snapshot, build_snapshot, day_of
 from engine.state import Failure, SessionKind, SessionState, State, StateStore
 from engine.statusapi import StatusApiError, StatusServer
@@ -58,9 +60,12 @@ DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegat
 WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
 JANITOR_PERIOD = 3600.0  # housekeeping runs at start and then hourly
 LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
+RESUME_ATTEMPTS = 2  # failed launches with one saved resume id before it is dropped
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
+SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
+MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
 AUTH_TASK_FAILURES = "auth_failures:task:"  # a counter per task, beside the per-session ones
@@ -109,6 +114,9 @@ class Engine:
         self._dedicated_text: dict[str, str] = {}
         self._dedicated_seen: dict[str, float] = {}
         self._activity_seen: dict[str, int] = {}
+        self._resume_failures: dict[str, int] = {}
+        self._refused_projects: set[str] = set()
+        self._live_seen: set[str] = set()  # the sessions the watcher's last listing saw
         self._scans = 0
         self.delegation_poll = delegation_poll
         self.delegation = DelegationManager.from_config(
@@ -382,7 +390,7 @@ class Engine:
 
     def _discover(self) -> dict[str, Path]:
         dedicated = {d.project.name: d.project for d in self.config.pool.dedicated}
-        return q.discover_projects(self.config.projects_dir, dedicated)
+        return q.discover_projects(self.config.projects_dir, dedicated, self._refused_projects)
 
     def _look(self, session: str) -> Look | None:
         if not self.tmux.has_session(session):
@@ -405,7 +413,9 @@ class Engine:
             if project is None or task_id is None:
                 continue
             key = f"{project}:{task_id}"
-            session = await asyncio.to_thread(self._find_holder, task_id, holders.get(key))
+            session = await asyncio.to_thread(
+                self._find_holder, task_id, holders.get(key), claimed, self._projects[project], adopted
+            )
             if session is not None and await self._adopt(session, claimed, project):
                 adopted.add(session)
                 continue
@@ -418,22 +428,68 @@ class Engine:
             if name not in adopted:
                 await self._stop_agent(name)
 
-    def _find_holder(self, task_id: str, hint: str | None) -> str | None:
+    def _find_holder(
+        self, task_id: str, hint: str | None, claimed: Path, project_dir: Path, taken: set[str]
+    ) -> str | None:
         """The session whose agent took this task: the recorded holder if its message went in, else
-        any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost)."""
-        marker = f"[{task_id}.md]"
-        candidates = [hint] if hint else []
-        candidates += [n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint]
+        any managed session whose pane echoes the `[<id>.md]` prompt (the state file may be lost) —
+        in the usual capture, then in the whole scrollback, then by the task's transcript."""
+        marker = task_marker(f"{task_id}.md")
+        candidates = [hint] if hint and hint not in taken else []
+        candidates += [
+            n for n in self.tmux.list_sessions() if self.config.is_managed(n) and n != hint and n not in taken
+        ]
+        looks: dict[str, Look] = {}
         for name in candidates:
             look = self._look(name)
             if look is None or not agent_running(look.command):
                 continue
             recorded = self.state.sessions.get(name)
             if (name == hint and recorded is not None and recorded.state == "working") or echoed(
-                look.text, marker
+                look.text, marker, self.patterns
             ):
                 return name
-        return None
+            looks[name] = look
+        for name in looks:  # a long answer may have pushed the echo out of the usual capture
+            try:
+                if echoed(self.tmux.capture(name, SCROLLBACK_LINES), marker, self.patterns):
+                    return name
+            except TmuxError:
+                continue
+        try:
+            since = claimed.stat().st_ctime - 60  # the claim's rename; its conversation began after
+        except OSError:
+            return None
+        return self._holder_by_transcript(marker, project_dir, since, looks)
+
+    def _holder_by_transcript(
+        self, marker: str, project_dir: Path, since: float, looks: Mapping[str, Look]
+    ) -> str | None:
+        """The one session whose latest answer on screen is in the conversation that opened with
+        `marker` (the echo is beyond the scrollback); None if no session or more than one matches."""
+        answers: list[str] = []
+        for account in self.config.accounts:
+            uuid = conversation_for(account.home, project_dir, marker, since)
+            if uuid is not None:
+                answers = recent_answers(conversation_dir(account.home, project_dir) / f"{uuid}.jsonl")
+                break
+        if not answers:
+            return None
+        said = "\n".join(answers)
+        answer = self.patterns.rx("answer")
+        matches = []
+        for name, look in looks.items():
+            shown = [
+                answer.sub("", line, count=1).strip()
+                for line in screen.split_pane(look.text, self.patterns).above
+                if answer.match(line)
+            ]
+            if shown and len(shown[-1]) >= MIN_ANSWER_MATCH and shown[-1] in said:
+                matches.append(name)
+        if len(matches) != 1:
+            return None
+        log.info("%s: holds the task of %s by its transcript (the echo scrolled away)", matches[0], marker)
+        return matches[0]
 
     async def _adopt(self, session: str, claimed: Path, project: str) -> bool:
         try:
@@ -708,24 +764,52 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
             return
-        log.error("%s: moved to failed/: %s", error.path, error.reason)
+        log.error("%s: moved to failed/: %s", visible(error.path), error.reason)
         self.emit("failed", task=self._key_of(error.path), reason=error.reason)
 
     def _key_of(self, path: Path) -> str:
+        """The task key of a file that could not be read; escaped, as its name may hold anything."""
         project = path.parent.parent.parent.name
-        return f"{project}:{task_id_of(path.name) or path.name}"
+        return visible(f"{project}:{task_id_of(path.name) or path.name}")
+
+    def _resume_path(self, session: str) -> Path:
+        return self.config.agent.resume_dir / f"{session}-resume-id.txt"
 
     def _resume_id(self, session: str) -> str | None:
-        path = self.config.agent.resume_dir / f"{session}-resume-id.txt"
+        """The session's saved resume id; it stays saved until a launch with it goes through."""
+        path = self._resume_path(session)
         try:
             value = path.read_text(encoding="utf-8").strip()
         except OSError:
             return None
-        path.unlink(missing_ok=True)
         if not valid_resume_id(value):
+            path.unlink(missing_ok=True)
             log.warning("%s: not a session UUID (%r); ignored", path, value[:60])
             return None
         return value
+
+    def _resume_used(self, session: str, value: str, launched: bool) -> None:
+        """Consume the resume id once a launch with it went through; after RESUME_ATTEMPTS failed
+        launches it is dropped too, as the agent may be refusing it."""
+        key = f"{session}:{value}"
+        path = self._resume_path(session)
+        if not launched:
+            failures = self._resume_failures.get(key, 0) + 1
+            self._resume_failures[key] = failures
+            if failures < RESUME_ATTEMPTS:
+                log.info("%s: kept for the next launch of %s", path, session)
+                return
+            log.warning("%s: %d launches with it failed; dropped", path, failures)
+        self._resume_failures.pop(key, None)
+        try:
+            current = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return
+        if current == value:  # a newer id saved meanwhile is the next launch's
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("%s: cannot remove the used resume id: %s", path, exc.strerror)
 
     def _signal(self, session: str) -> Path:
         return self.config.watcher.done_signal_dir / f"agent-done-{session}"
@@ -774,7 +858,7 @@ class Engine:
                 task.project_dir, account.home, agent.command, agent.args, run.model, resume_id
             ),
             message=CONTINUE if resumed else render_message(agent.message_template, task.filename, task.body),
-            marker=CONTINUE if resumed else f"[{task.filename}]",
+            marker=CONTINUE if resumed else task_marker(task.filename),
             prompt_timeout=agent.prompt_timeout,
         )
 
@@ -783,14 +867,16 @@ class Engine:
         account = self.config.account(run.account) or self.config.accounts[0]
         s = self.session_state(run.session)
         resume = await asyncio.to_thread(self._resume_id, run.session)
-        launch = self.make_launch(run, account, resume)
         try:
+            launch = self.make_launch(run, account, resume)
             self._signal(run.session).unlink(missing_ok=True)
             await start_agent(self.tmux, self.reader, launch, self.patterns)
             enters = await paste_and_submit(self.tmux, self.reader, launch, self.patterns)
             run.phase = "working"
             s.state = "working"
             self.save()
+            if resume:
+                await asyncio.to_thread(self._resume_used, run.session, resume, True)
             self.emit(
                 "submitted",
                 session=run.session,
@@ -804,6 +890,8 @@ class Engine:
             self._wake_watch.set()
         except (LaunchError, TmuxError, OSError) as exc:
             log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
+            if resume:
+                await asyncio.to_thread(self._resume_used, run.session, resume, False)
             self.running.pop(run.session, None)
             await asyncio.to_thread(q.requeue, run.claimed)
             s.state, s.task, s.task_path = "idle", None, None
@@ -821,6 +909,7 @@ class Engine:
         """One look at every session in `names`, and at those in `quiet` whose window printed something
         since the last look (idle agents print nothing, so they cost nothing): three tmux calls at most."""
         commands = self.tmux.pane_commands()
+        self._live_seen = set(commands)
         wanted = [n for n in names if n in commands]
         if quiet:
             activity = self.tmux.pane_activity()
@@ -837,6 +926,7 @@ class Engine:
         working = [r for r in self.running.values() if r.phase == "working"]
         dedicated = list(self.config.dedicated_names)
         if not working and not dedicated:
+            await self._keep_pool(await asyncio.to_thread(self.tmux.list_sessions))
             return
         awaiting = [n for n in dedicated if n in self._dedicated_seen]  # due a second look, printed or not
         quiet = [n for n in dedicated if n not in self._dedicated_seen]
@@ -844,6 +934,20 @@ class Engine:
         await asyncio.gather(*(self._check(r, looks.get(r.session)) for r in working))
         if dedicated and not self.swapping:
             await self._watch_dedicated(looks, self.clock.now())
+        await self._keep_pool(self._live_seen)
+
+    async def _keep_pool(self, live: set[str] | list[str]) -> None:
+        """Recreate pool sessions when fewer than `min` are alive (one was killed or its shell exited);
+        `live` is a listing this round already made, so a round where nothing vanished costs no call."""
+        auto = self.config.pool.autonomous
+        alive = sum(1 for name in auto.names() if name in live)
+        if alive >= auto.min or self.swapping:
+            return
+        log.warning("only %d of at least %d pool sessions are alive; recreating", alive, auto.min)
+        try:
+            await asyncio.to_thread(self.ensure_pool_now, 0)
+        except TmuxError as exc:
+            log.error("recreating pool sessions: %s", exc)
 
     async def _check(self, run: Running, look: Look | None) -> None:
         if look is None:  # gone, or vanished between the two calls: make sure before calling it a crash
@@ -1106,6 +1210,7 @@ class Engine:
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         self.state.counters.pop(f"auth_failures:{run.session}", None)
         self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
+        self.state.requeues.pop(run.task.key, None)  # a task queued again under this id starts afresh
         self.emit(
             "completed",
             session=run.session,
@@ -1122,6 +1227,8 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
         self._count("failed")
+        self.state.requeues.pop(run.task.key, None)
+        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
         self.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
         await self._release(run, stop_agent=True)
 
@@ -1140,7 +1247,6 @@ class Engine:
         self.state.requeues[run.task.key] = crashes
         self.session_state(run.session).last_fail = Failure(self.clock.now(), what)
         if crashes >= 2:
-            self.state.requeues.pop(run.task.key, None)
             await self._give_up(run, f"crashed twice: {what}")
         else:
             await self._requeue(run, f"crashed: {what}")

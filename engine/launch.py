@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine import screen
 from engine.batch import PaneReader
+from engine.safetext import control_in, describe_control, visible
 from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,17 @@ def agent_running(current_command: str) -> bool:
     return bool(current_command) and current_command not in SHELLS
 
 
+def task_marker(filename: str) -> str:
+    """`[<id>.md]`: the message starts with it (config checks the template), so an echoed prompt or a
+    transcript's first prompt tells which session holds which task."""
+    return f"[{filename}]"
+
+
 def render_message(template: str, filename: str, body: str) -> str:
-    """The text pasted to the agent; `{file}` lets recovery tell which session holds which task."""
-    text = body.strip() or EMPTY_BODY
-    return template.replace("{file}", filename).replace("{body}", text)
+    """The text pasted to the agent: `template` filled in as config validates it (`str.format`, `{{ }}`
+    for braces); the values are never read as a template."""
+    text = body.strip().replace("\r\n", "\n") or EMPTY_BODY
+    return template.format(file=filename, body=text)
 
 
 def valid_resume_id(value: str) -> bool:
@@ -60,10 +68,24 @@ def command_line(
     model: str,
     resume_id: str | None = None,
 ) -> str:
-    """The line typed into the session's shell; every part from config or a path is quoted."""
+    """The line typed into the session's shell; every part from config or a path is quoted.
+
+    Quoting does not protect a control character: the shell's line editor acts on it as a key press
+    (Ctrl-U erases the line typed so far, CR runs it) before any quote is read. Raises LaunchError
+    naming the part that holds one, so nothing is typed.
+    """
     argv = [command, *args, "--model", model]
     if resume_id:
         argv += ["--resume", resume_id]
+    parts = [("project path", str(project_dir)), ("account home", str(account_home))]
+    parts += [("agent command line", part) for part in argv]
+    for what, value in parts:
+        bad = control_in(value)
+        if bad is not None:
+            raise LaunchError(
+                f"refusing to type into a shell: the {what} '{visible(value)}' holds the control "
+                f"character {describe_control(bad[0])}"
+            )
     return (
         f"cd -- {shlex.quote(str(project_dir))} && "
         f"CLAUDE_CONFIG_DIR={shlex.quote(str(account_home))} {shlex.join(argv)}"
@@ -100,16 +122,21 @@ async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patt
         await asyncio.sleep(0.1)
 
 
-def echoed(text: str, marker: str) -> bool:
-    """The agent echoed a prompt carrying `marker` above its box: that message was submitted."""
-    return any(line.startswith("> ") and marker in line for line in text.splitlines())
+def echoed(text: str, marker: str, patterns: screen.Patterns) -> bool:
+    """The agent echoed a prompt carrying `marker` above its box: that message was submitted.
+
+    The echo's prefix is the `prompt_echo` pattern (`> `, or `❯ ` in newer versions); only lines above
+    the box count, since in newer versions the box's own `❯ ` line holds the message before it is sent.
+    """
+    echo = patterns.rx("prompt_echo")
+    return any(echo.match(line) and marker in line for line in screen.split_pane(text, patterns).above)
 
 
 def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
     """The message left the box: it is echoed above it, or the agent is working on it."""
     if screen.paste_pending(text, patterns):
         return False
-    return screen.read_state(text, patterns) == "working" or echoed(text, marker)
+    return screen.read_state(text, patterns) == "working" or echoed(text, marker, patterns)
 
 
 async def paste_and_submit(

@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 
 from engine.atomic import atomic_write, create_exclusive, fsync_dir, rename_noreplace, write_new
+from engine.safetext import control_in, describe_control, visible
 from engine.tasks import (
     CLAIM_SUFFIX,
     DEFAULT_MAX_BYTES,
@@ -48,9 +49,16 @@ FooterValue = str | int | float | bool | None
 
 
 def discover_projects(
-    projects_dir: Path | None, dedicated: Mapping[str, Path] | None = None
+    projects_dir: Path | None,
+    dedicated: Mapping[str, Path] | None = None,
+    refused: set[str] | None = None,
 ) -> dict[str, Path]:
-    """Project name -> directory: each child of `projects_dir` with `.agent-queue/inbox`, plus `dedicated`."""
+    """Project name -> directory: each child of `projects_dir` with `.agent-queue/inbox`, plus `dedicated`.
+
+    A folder whose name holds a control character is refused, with one error line naming it (once per
+    folder when the caller keeps `refused` across calls): its path is typed into a shell at launch,
+    where such a character acts as a key.
+    """
     found: dict[str, Path] = {}
     if projects_dir is not None:
         try:
@@ -59,10 +67,23 @@ def discover_projects(
             log.warning("%s: cannot list projects: %s", projects_dir, exc.strerror)
             entries = []
         for entry in entries:
-            if not entry.name.startswith(".") and os.path.isdir(
+            if entry.name.startswith(".") or not os.path.isdir(
                 os.path.join(entry.path, ".agent-queue", "inbox")
             ):
-                found[entry.name] = Path(entry.path)
+                continue
+            bad = control_in(entry.path)
+            if bad is not None:
+                if refused is None or entry.path not in refused:
+                    log.error(
+                        "%s: not a project: its path holds the control character %s, which would act "
+                        "as a key when typed into a shell; rename the folder",
+                        visible(entry.path),
+                        describe_control(bad[0]),
+                    )
+                if refused is not None:
+                    refused.add(entry.path)
+                continue
+            found[entry.name] = Path(entry.path)
     for name, directory in (dedicated or {}).items():
         if name in found and os.path.realpath(found[name]) != os.path.realpath(directory):
             log.warning("project %s: dedicated %s shadows %s", name, directory, found[name])

@@ -14,6 +14,8 @@ from typing import Literal, TypeGuard
 
 import yaml
 
+from engine.safetext import control_in, describe_control, visible
+
 log = logging.getLogger(__name__)
 
 Priority = Literal["critical", "high", "default", "low"]
@@ -48,7 +50,7 @@ class TaskError(Exception):
     """A task file cannot be used or moved; `reason` names the problem, `path` the file."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{visible(path)}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -150,6 +152,10 @@ def read_task(path: Path, project: str, project_dir: Path, max_bytes: int) -> Ta
     task_id = task_id_of(path.name)
     if task_id is None:
         raise TaskError(path, "not a task file name (<id>.md)")
+    bad = control_in(path.name)
+    if bad is not None:
+        # The name is pasted to the agent (`[<id>.md]`), where a control character acts as a key.
+        raise TaskError(path, f"control character {describe_control(bad[0])} in the file name")
     data, st = _read_bytes(path, project_dir, max_bytes)
     nul = data.find(b"\0")
     if nul >= 0:
@@ -158,6 +164,10 @@ def read_task(path: Path, project: str, project_dir: Path, max_bytes: int) -> Ta
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TaskError(path, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    bad = control_in(text, multiline=True)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise TaskError(path, f"control character {describe_control(bad[0])} at line {line}")
     header, body, first_line = _split_frontmatter(text, path)
     fields = _load_header(header, first_line, path)
     try:

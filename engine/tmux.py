@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from engine.safetext import control_in, describe_control, visible
+
 log = logging.getLogger(__name__)
 
 
@@ -138,8 +140,14 @@ class LibtmuxClient:
             self._cmd("kill-session", "-t", _target(name))
 
     def send_text(self, name: str, text: str) -> None:
-        """Type `text` literally; a multi-line text goes in as one bracketed paste."""
-        if "\n" not in text:
+        """Type `text` literally; a multi-line text goes in as one bracketed paste (so does one with a
+        tab, which typed would be a key of its own). Other control characters are refused."""
+        bad = control_in(text, multiline=True)
+        if bad is not None:
+            raise TmuxError(
+                f"{name}: refusing to paste a text holding the control character {describe_control(bad[0])}"
+            )
+        if "\n" not in text and "\t" not in text:
             self._cmd("send-keys", "-t", _target(name), "-l", "--", _literal(text))
             return
         buffer = f"cfo-{uuid.uuid4().hex[:12]}"
@@ -179,9 +187,17 @@ class LibtmuxClient:
     def type_line(self, name: str, line: str, clear: bool = False) -> None:
         """Empty the input line (Ctrl-U), optionally clear the pane, type `line` and press Enter.
 
+        A line holding a control character is refused (TmuxError): typed, it would act as keys.
+
         One tmux invocation (commands joined by `;`): a launch is on the dispatch path, where every
         forked client costs milliseconds.
         """
+        bad = control_in(line)
+        if bad is not None:
+            raise TmuxError(
+                f"{name}: refusing to type a line holding the control character {describe_control(bad[0])}: "
+                f"{visible(line)[:200]}"
+            )
         target = _target(name)
         args = ["send-keys", "-t", target, "C-u"]
         if clear:

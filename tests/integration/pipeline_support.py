@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.clock import Clock
 from engine.config import Config, config_from_dict
 from engine.core import Engine
@@ -72,6 +74,20 @@ class Workspace:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+SIM_STYLES = ("old", "new")
+
+
+def use_sim_style(style: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents started from now on echo prompts the `old` (`> `) or the `new` (`❯ `) way.
+
+    Call it before the test's tmux server starts: its sessions inherit the server's environment.
+    """
+    if style == "new":
+        monkeypatch.setenv("CFO_SIM_STYLE", "new")
+    else:
+        monkeypatch.delenv("CFO_SIM_STYLE", raising=False)
 
 
 def make_workspace(root: Path, tmux: LibtmuxClient, agents: int = 2) -> Workspace:

@@ -13,7 +13,7 @@ import pytest
 
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
-from tests.integration.pipeline_support import Workspace, make_workspace
+from tests.integration.pipeline_support import SIM_STYLES, Workspace, make_workspace, use_sim_style
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,11 @@ def count_events(ws: Workspace, kind: str) -> int:
     return sum(1 for e in ws.events() if e["type"] == kind)
 
 
-def test_sigkill_mid_run_then_restart_finishes_every_task_exactly_once(ws: Workspace) -> None:
+@pytest.mark.parametrize("style", SIM_STYLES)
+def test_sigkill_mid_run_then_restart_finishes_every_task_exactly_once(
+    ws: Workspace, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_sim_style(style, monkeypatch)
     ran = ws.root / "ran.log"
     keys = [f"t{n}" for n in range(6)]
     for n, key in enumerate(keys):

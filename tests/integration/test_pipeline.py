@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from engine.clock import FakeClock
+from engine.conversations import conversation_dir
+from engine.core import CAPTURE_LINES, LAUNCH_RETRY_AFTER
 from engine.tmux import LibtmuxClient
-from tests.integration.pipeline_support import Workspace, make_workspace, new_engine, run_engine
+from tests.integration.pipeline_support import (
+    SIM_STYLES,
+    Workspace,
+    make_workspace,
+    new_engine,
+    run_engine,
+    use_sim_style,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +129,72 @@ def test_crashing_agent_is_requeued_once_then_failed(ws: Workspace) -> None:
     assert "crashed twice" in failed
 
 
+def test_a_task_done_after_one_crash_starts_afresh_when_queued_again(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ws.add_task("web", "flaky", "Flaky one\nsim: work 3s")
+    engine = new_engine(ws)
+    killed: list[bool] = []
+
+    def kill_the_first_agent() -> None:
+        run = engine.running.get("ccl-auto-11")
+        if not killed and run is not None and run.phase == "working":
+            ws.tmux.send_keys("ccl-auto-11", "C-c", "C-c")  # the agent quits: a crash to the engine
+            killed.append(True)
+
+    run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60, during=kill_the_first_agent)
+    kinds = [e["type"] for e in ws.events() if e.get("task") == "web:flaky"]
+    assert kinds.count("requeued") == 1 and kinds[-1] == "completed"
+    assert "web:flaky" not in engine.state.requeues
+    saved = json.loads((ws.root / "state" / "state.json").read_text())
+    assert "web:flaky" not in saved.get("requeues", {})
+
+
+UUID = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
+
+
+def test_a_saved_resume_id_outlives_a_failed_launch_and_is_consumed_by_the_one_that_works(
+    ws: Workspace,
+) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    saved = ws.root / "resume" / "ccl-auto-11-resume-id.txt"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(UUID + "\n")
+    ws.add_task("web", "again", "Carry on\nsim: work 200ms")
+    conversation = conversation_dir(ws.root / "accounts" / "primary", ws.project("web")) / f"{UUID}.jsonl"
+    clock = FakeClock()
+    engine = new_engine(ws, clock=clock, agent__prompt_timeout="2s")
+    kept: list[bool] = []
+
+    def after_the_first_failure() -> None:
+        if not kept and any(e["type"] == "launch_failed" for e in ws.events()):
+            kept.append(saved.exists())
+            # The agent refused the id (no such conversation yet); now there is one.
+            conversation.parent.mkdir(parents=True, exist_ok=True)
+            conversation.touch()
+            clock.advance(LAUNCH_RETRY_AFTER + 1)
+
+    run_engine(engine, lambda: ws.done("web") == ["again.md"], timeout=60, during=after_the_first_failure)
+    assert kept == [True]
+    assert not saved.exists()
+    assert "[again.md] Carry on" in conversation.read_text()  # the agent resumed that conversation
+
+
+def test_a_resume_id_is_dropped_after_two_failed_launches_but_a_newer_one_is_kept(ws: Workspace) -> None:
+    engine = new_engine(ws)
+    saved = ws.root / "resume" / "ccl-auto-11-resume-id.txt"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(UUID)
+    assert engine._resume_id("ccl-auto-11") == UUID
+    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    assert saved.exists()
+    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    assert not saved.exists()
+    newer = UUID.replace("605d", "705d")
+    saved.write_text(newer)
+    engine._resume_used("ccl-auto-11", UUID, launched=True)  # not the id that launch used
+    assert saved.read_text() == newer
+
+
 def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "stuck", "Hang please\nsim: hang")
@@ -140,7 +216,11 @@ def test_hanging_agent_times_out_on_the_fake_clock(ws: Workspace) -> None:
     assert ws.tmux.current_command("ccl-auto-11") == "sh"  # the hung agent was stopped
 
 
-def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: Workspace) -> None:
+@pytest.mark.parametrize("style", SIM_STYLES)
+def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(
+    ws: Workspace, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_sim_style(style, monkeypatch)
     ran = ws.root / "ran.log"
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "long", f"Long one\nsim: work 6s\nsim: append {ran} long")
@@ -161,6 +241,62 @@ def test_restart_adopts_a_task_whose_agent_still_works_and_finishes_it_once(ws: 
     assert [(e["session"], e["task"]) for e in recovered] == [("ccl-auto-11", "web:long")]
     assert ran.read_text().split() == ["long"]
     assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+
+
+@pytest.mark.parametrize("style", SIM_STYLES)
+def test_restart_with_its_state_lost_finds_the_holder_by_the_echoed_prompt(
+    ws: Workspace, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_sim_style(style, monkeypatch)
+    ran = ws.root / "ran.log"
+    ws.data["pool"]["autonomous"].update(min=2, max=2)
+    ws.add_task("web", "long", f"Long one\nsim: work 6s\nsim: append {ran} long")
+    first = new_engine(ws)
+    run_engine(
+        first,
+        lambda: any(s.state == "working" for s in first.state.sessions.values()),
+        timeout=30,
+    )
+    holder = next(name for name, s in first.state.sessions.items() if s.state == "working")
+    (ws.root / "state" / "state.json").unlink()  # only the pane tells who holds the task now
+    second = new_engine(ws)
+    run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=30)
+    recovered = [(e["session"], e["task"]) for e in ws.events() if e["type"] == "recovered"]
+    assert recovered == [(holder, "web:long")]
+    assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+    assert ran.read_text().split() == ["long"]
+
+
+@pytest.mark.parametrize("scrollback", ["deep", "short"])
+def test_restart_with_its_state_lost_finds_the_holder_whose_echo_scrolled_out_of_the_capture(
+    ws: Workspace, tmp_path: Path, scrollback: str
+) -> None:
+    if scrollback == "short":  # the echo is gone from tmux altogether: only the transcript tells
+        ws.tmux.new_session("zz-user", tmp_path, command=["/bin/sh"])
+        subprocess.run(
+            ["tmux", "-L", str(ws.tmux.socket_name), "set-option", "-g", "history-limit", "30"], check=True
+        )
+    ran = ws.root / "ran.log"
+    ws.data["pool"]["autonomous"].update(min=2, max=2)
+    says = "\n".join(f'sim: say "progress report number {n} of the long one"' for n in range(1, 131))
+    ws.add_task("web", "long", f"Long one\n{says}\nsim: work 8s\nsim: append {ran} long")
+    first = new_engine(ws)
+
+    def far_along() -> bool:
+        holder = next((n for n, s in first.state.sessions.items() if s.state == "working"), None)
+        return holder is not None and "number 130 of" in ws.tmux.capture(holder)
+
+    run_engine(first, far_along, timeout=30)
+    holder = next(name for name, s in first.state.sessions.items() if s.state == "working")
+    assert "[long.md]" not in ws.tmux.capture(holder, CAPTURE_LINES)
+    assert ("[long.md]" in ws.tmux.capture(holder, 100_000)) == (scrollback == "deep")
+    (ws.root / "state" / "state.json").unlink()
+    second = new_engine(ws)
+    run_engine(second, lambda: ws.done("web") == ["long.md"], timeout=40)
+    recovered = [(e["session"], e["task"]) for e in ws.events() if e["type"] == "recovered"]
+    assert recovered == [(holder, "web:long")]
+    assert [e["type"] for e in ws.events() if e.get("task") == "web:long"].count("dispatched") == 1
+    assert ran.read_text().split() == ["long"]
 
 
 def test_restart_requeues_a_claimed_task_whose_agent_is_gone(ws: Workspace) -> None:

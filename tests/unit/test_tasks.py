@@ -190,6 +190,35 @@ def test_content_that_is_not_utf8_text_is_refused(tmp_path: Path, content: bytes
     assert err.value.reason == reason
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        pytest.param("Do it\n\x1b[201~/exit\n", "control character U+001B (Esc) at line 2", id="esc"),
+        pytest.param("one\x15two\n", "control character U+0015 (Ctrl-U) at line 1", id="ctrl-u"),
+        pytest.param("one\rtwo\n", "control character U+000D (carriage return (Enter)) at line 1", id="cr"),
+        pytest.param("---\ntitle: x\x7f\n---\nbody\n", "control character U+007F (DEL) at line 2", id="del"),
+    ],
+)
+def test_a_task_holding_control_characters_is_refused(tmp_path: Path, content: str, reason: str) -> None:
+    p = project(tmp_path, "webapp")
+    with pytest.raises(TaskError) as err:
+        parse_task(put(p, "keys.md", content), "webapp")
+    assert err.value.reason == reason
+
+
+def test_tabs_and_line_ends_are_a_task_text_of_its_own(tmp_path: Path) -> None:
+    p = project(tmp_path, "webapp")
+    assert parsed(p, "a.md", "Do\tit\r\nnow\n").body == "Do\tit\r\nnow\n"
+
+
+def test_a_task_file_name_holding_a_control_character_is_refused(tmp_path: Path) -> None:
+    p = project(tmp_path, "webapp")
+    with pytest.raises(TaskError) as err:
+        parse_task(put(p, "evil\x15\r.md", "hi"), "webapp")
+    assert err.value.reason == "control character U+0015 (Ctrl-U) in the file name"
+    assert "\\x15\\x0d.md: control character" in str(err.value)  # printable on one log line
+
+
 def test_a_file_over_the_size_limit_is_refused_without_being_read(tmp_path: Path) -> None:
     p = project(tmp_path, "webapp")
     with pytest.raises(TaskError) as err:
@@ -728,6 +757,21 @@ def test_projects_are_discovered_and_names_are_data(tmp_path: Path) -> None:
     put(found["docs site; rm -rf ~"], "$(whoami).md", "hi")
     assert [t.key for t in q.Queue(now=Clock()).scan(found).tasks] == ["docs site; rm -rf ~:$(whoami)"]
     assert q.discover_projects(tmp_path / "missing") == {}
+
+
+def test_a_project_folder_named_with_control_characters_is_refused_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "src"
+    project(src, "webapp")
+    project(src, "proj\x15touch PWNED\r")
+    refused: set[str] = set()
+    assert q.discover_projects(src, refused=refused) == {"webapp": src / "webapp"}
+    assert q.discover_projects(src, refused=refused) == {"webapp": src / "webapp"}
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "proj\\x15touch PWNED\\x0d: not a project" in errors[0] and "U+0015 (Ctrl-U)" in errors[0]
+    assert "\x15" not in errors[0] and "\r" not in errors[0]
 
 
 def test_a_dependency_archived_by_the_janitor_still_counts_as_done(tmp_path: Path) -> None:
