@@ -210,6 +210,16 @@ class LiveTable(DataTable[CellText]):
     def on_resize(self, event: events.Resize) -> None:
         self._relayout()
 
+    def on_mount(self) -> None:
+        # Textual does not always send a first Resize (a toast shown while the screen is first laid
+        # out loses it): a table with a size but no columns yet lays itself out after the first
+        # refresh, and again in `sync`.
+        self.call_after_refresh(self._lay_out_once)
+
+    def _lay_out_once(self) -> None:
+        if not self._layout:
+            self._relayout()
+
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
         if width <= 0:
@@ -238,6 +248,7 @@ class LiveTable(DataTable[CellText]):
         """Show `rows` in this order, touching only what changed."""
         if not rows and self.EMPTY:
             rows = [note_row(self.COLUMNS, "empty", self.EMPTY)]
+        self._lay_out_once()
         if self.POSITIONAL:
             self._sync_slots(rows)
             return

@@ -406,6 +406,16 @@ def test_all_accounts_exhausted_is_announced_once_by_event_or_snapshot() -> None
     drive(script)
 
 
+def test_a_toast_at_startup_leaves_the_inbox_laid_out_and_filled() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert any(t.startswith("All accounts exhausted") for t in toasts(app))
+        assert [str(c.label) for c in app.inbox.columns.values()] == ["Priority", "Project", "Title", "Age"]
+        assert app.inbox.row_count == len(engine.snap.inbox) == 5
+
+    exhausted = replace(busy(), accounts={"primary": NOW + 60, "secondary": NOW + 3600})
+    drive(script, snap=exhausted)
+
+
 def test_the_tail_follows_the_selection_and_fetches_only_that_session() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("down")
