@@ -135,6 +135,16 @@ class CfoApp(App[int]):
     VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (40, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="Stop the engine (its state is saved) and leave", id="quit"),
+        # Textual's own ctrl+c only says how to quit; here it quits, from the filter line and dialogs too.
+        Binding(
+            "ctrl+c",
+            "quit",
+            "Quit",
+            show=False,
+            priority=True,
+            tooltip="Stop the engine (its state is saved) and leave",
+            id="quit-ctrl-c",
+        ),
         Binding("p", "pause", "Pause", tooltip="Stop dispatching new tasks; running ones go on", id="pause"),
         Binding("p", "resume", "Resume", tooltip="Dispatch queued tasks again", id="resume"),
         Binding(

@@ -230,6 +230,25 @@ def test_q_stops_the_engine_and_exits_cleanly() -> None:
     assert app.return_code == 0
 
 
+@pytest.mark.parametrize("where", ["console", "filter line", "dialog"])
+def test_ctrl_c_stops_the_engine_and_exits_cleanly_wherever_the_focus_is(where: str) -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        if where == "filter line":
+            await pilot.press("slash", "a")
+            assert app.focused is app.task_filter.input
+        elif where == "dialog":
+            await pilot.press("s")
+            assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+
+    engine = FakeEngine(busy())
+    app = drive(script, engine=engine, start_engine=True)
+    assert engine.stopped
+    assert app.return_code == 0
+    assert engine.calls == []
+
+
 def test_an_engine_that_dies_is_shown_in_the_header() -> None:
     class Crashing(FakeEngine):
         async def run(self, stop: asyncio.Event) -> None:
