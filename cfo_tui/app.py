@@ -44,7 +44,7 @@ from cfo_tui.widgets.sessions import SessionsTable
 from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
-from engine.snapshot import SessionRow, Snapshot
+from engine.snapshot import SessionRow, Snapshot, TaskRow
 from engine.tmux import TmuxClient, TmuxError
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ EVENTS_KEPT = KEPT
 REPEAT_TOAST = 60.0
 """The same engine error is shown again only after this many seconds."""
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
+FULL_COLLECTION = 60.0
+"""Seconds between the console's own full garbage collections (Python's would come every second or two)."""
 
 BOTTOM: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
@@ -218,6 +220,8 @@ class CfoApp(App[int]):
         self._seq = 0
         self._titles: dict[str, str] = {}
         self._errors_shown: dict[str, float] = {}
+        self._gc_threshold: tuple[int, int, int] | None = None
+        self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
         self.sessions = SessionsTable(id="sessions")
         self.tabs = Tabs(*(Tab(label, id=f"tab-{pane}") for pane, label in BOTTOM), id="pane-tabs")
@@ -277,8 +281,17 @@ class CfoApp(App[int]):
         # sight, they no longer lengthen every full collection, the longest pauses a key can meet.
         gc.collect()
         gc.freeze()
+        # Rendered lines churn through the tables' caches and age into the oldest generation, so
+        # Python would run a full collection (50-100 ms at 100 sessions) every second or two. Young
+        # collections still free most cycles; the full one runs once a minute instead.
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], 2**31 - 1)
+        self.set_interval(FULL_COLLECTION, gc.collect, name="full collection")
 
     def on_unmount(self) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -484,7 +497,7 @@ class CfoApp(App[int]):
             ("blocked", self.blocked, snap.blocked),
             ("delegated", self.delegated, snap.delegated),
         ):
-            shown = tuple(t for t in tasks if matches(t, needle)) if needle else tasks
+            shown = self._matching(pane, tasks, needle) if needle else tasks
             if table is self.blocked:
                 self.blocked.show(shown, now, snap.blocked_warn)
             else:
@@ -496,6 +509,17 @@ class CfoApp(App[int]):
             else:
                 self._set_tab(pane, f"{name} {total}")
                 self._set_title(table, f"{name} {total}")
+
+    def _matching(self, pane: str, tasks: tuple[TaskRow, ...], needle: str) -> tuple[TaskRow, ...]:
+        """The tasks that match `needle`. Typing narrows: while the snapshot stays the same, the next
+        letter searches only what the previous text matched, not all 10,000 tasks again."""
+        source = tasks
+        last = self._matched.get(pane)
+        if last is not None and last[0] is tasks and last[1] in needle:
+            source = last[2]
+        shown = tuple(t for t in source if matches(t, needle))
+        self._matched[pane] = (tasks, needle, shown)
+        return shown
 
     # ----------------------------------------------------------------- pane tail
 

@@ -65,23 +65,35 @@ def footer_actions(app: CfoApp) -> set[str]:
     return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
 
 
+def footer_labels(app: CfoApp) -> list[str]:
+    return [f"{k.key_display} {k.description}" for k in app.screen.query(FooterKey) if k.key != "enter"]
+
+
 def test_p_pauses_dispatch_and_p_again_resumes_it() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("p")
         assert engine.calls == [("pause_dispatch",)]
         assert "PAUSED" in header(app)
         assert "resume" in footer_actions(app) and "pause" not in footer_actions(app)
+        await pilot.pause()
+        assert footer_labels(app)[:3] == ["q Quit", "p Resume", "c Complete"]
         await pilot.press("p")
         assert engine.calls == [("pause_dispatch",), ("resume_dispatch",)]
         assert "RUNNING" in header(app)
         assert "pause" in footer_actions(app)
+        await pilot.pause()
+        assert footer_labels(app)[:3] == ["q Quit", "p Pause", "c Complete"]
 
     drive(script)
 
 
 def test_toggling_dispatch_leaves_no_dead_footer_keys_behind() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        shown = list(app.screen.query(FooterKey))
         await pilot.press(*"pppppp")
+        await pilot.pause()
+        # Only the p key's label changed: the footer relabelled it rather than rebuilding itself.
+        assert list(app.screen.query(FooterKey)) == shown
         gc.collect()
         keys = [o for o in gc.get_objects() if isinstance(o, FooterKey) and o.app is app]
         assert keys and all(k.is_attached for k in keys)
@@ -249,6 +261,20 @@ def test_ctrl_c_stops_the_engine_and_exits_cleanly_wherever_the_focus_is(where: 
     assert engine.calls == []
 
 
+def test_the_console_runs_full_collections_itself_and_gives_them_back_on_quit() -> None:
+    before = gc.get_threshold()
+
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.pause()
+        young, middle, full = gc.get_threshold()
+        assert (young, middle) == before[:2] and full > 10**6
+        assert any(t.name == "full collection" for t in app._timers)
+        await pilot.press("q")
+
+    drive(script, engine=FakeEngine(busy()), start_engine=True)
+    assert gc.get_threshold() == before
+
+
 def test_an_engine_that_dies_is_shown_in_the_header() -> None:
     class Crashing(FakeEngine):
         async def run(self, stop: asyncio.Event) -> None:
@@ -307,14 +333,26 @@ def test_an_update_changes_cells_in_place_instead_of_rebuilding_rows() -> None:
     drive(script)
 
 
-def test_the_inbox_renders_the_head_of_a_huge_queue_and_counts_the_rest() -> None:
+def test_the_inbox_renders_the_head_of_a_huge_queue_that_fits_and_counts_the_rest() -> None:
     inbox = tuple(TaskRow(f"p:{i:05d}", "p", f"task {i}", "default", NOW - 10_000 + i) for i in range(10_000))
 
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
-        assert len(app.inbox.keys) == INBOX_ROWS + 1
+        visible = app.inbox.scrollable_content_region.height - 1  # under the header row
+        assert 10 < visible < INBOX_ROWS
+        assert len(app.inbox.keys) == visible
+        assert app.inbox.max_scroll_y == 0
         assert app.inbox.keys[0] == "p:00000"
-        assert app.inbox.cell(app.inbox.keys[-1], "title") == "… and 9,900 more"
+        assert app.inbox.cell(app.inbox.keys[-1], "title") == f"… and {10_000 - visible + 1:,} more"
         assert "10,000 queued" in header(app)
+        # The filter line takes a row; then a filter that matches more than fit rewrites rows in place.
+        await pilot.press("slash")
+        await pilot.pause()
+        assert len(app.inbox.keys) == visible - 1
+        removed: list[object] = []
+        app.inbox.remove_row = removed.append  # type: ignore[method-assign]
+        await pilot.press("1")
+        assert app.inbox.keys[0] == "p:00001" and len(app.inbox.keys) == visible - 1
+        assert removed == []
 
     drive(script, snap=replace(busy(), inbox=inbox))
 
