@@ -258,8 +258,9 @@ class CfoApp(App[int]):
             yield self.inbox
             yield self.blocked
             yield self.delegated
-            yield self.swaps
+            # Before the swaps: the wide grid fills the cell beside the blocked list with it.
             yield self.recent
+            yield self.swaps
             yield self.events_table
         yield self.task_filter
         yield KeysFooter()

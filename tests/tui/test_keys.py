@@ -27,7 +27,7 @@ from engine.events import Event
 from engine.snapshot import Snapshot, TaskRow
 from engine.tmux import TmuxError
 from tests.tui.fakes import NOW, FakeEngine, make_config
-from tests.tui.scenes import AGENT_PANE, busy, settle, still
+from tests.tui.scenes import AGENT_PANE, busy, settle, still, swapped
 
 Script = Callable[[Pilot[int], CfoApp, FakeEngine], Awaitable[None]]
 
@@ -471,6 +471,25 @@ def test_a_toast_at_startup_leaves_the_inbox_laid_out_and_filled() -> None:
 
     exhausted = replace(busy(), accounts={"primary": NOW + 60, "secondary": NOW + 3600})
     drive(script, snap=exhausted)
+
+
+def test_the_wide_layout_shows_every_detail_of_a_swap() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert [str(c.label) for c in app.swaps.columns.values()] == [
+            "Time",
+            "From → to",
+            "Trigger",
+            "Pattern",
+            "Snippet",
+            "Resumed",
+            "Took",
+        ]
+        newest = app.swaps.keys[0]
+        assert app.swaps.cell(newest, "trigger") == "ccl-auto-12"
+        assert app.swaps.cell(newest, "pattern") == "5-hour limit reached"
+        assert app.swaps.cell(newest, "resumed") == "3"
+
+    drive(script, snap=swapped(), size=(200, 60))
 
 
 def test_the_tail_follows_the_selection_and_fetches_only_that_session() -> None:
