@@ -68,9 +68,14 @@ class Demo:
         return float(state["saved_at"])
 
 
-def done_count(screen: str) -> int:
-    found = re.search(r"(\d+) done", screen)
+def count(label: str, screen: str) -> int:
+    """The number before (`3 queued`) or after (`Inbox 3`, a tab) `label`; -1 if it is not shown."""
+    found = re.search(rf"\b(\d+) {label}\b", screen) or re.search(rf"\b{label} (\d+)\b", screen)
     return int(found.group(1)) if found else -1
+
+
+def idle(session: str, screen: str) -> bool:
+    return re.search(rf"{session} +(?:pool +)?idle\b", screen) is not None
 
 
 def test_demo_console_fills_and_drains_in_an_80x24_window_and_quits_cleanly(
@@ -82,12 +87,23 @@ def test_demo_console_fills_and_drains_in_an_80x24_window_and_quits_cleanly(
         timeout=30,
         what="the sessions pane with a working agent",
     )
-    assert "ccl-auto-11" in screen and "ccl-auto-12" in screen and "Sessions" in screen
+    assert "ccl-auto-11" in screen and "ccl-auto-12" in screen
     assert "q Quit" in screen  # the footer shows the keys
-    wait_until(lambda: done_count(demo.screen()) >= 6, timeout=90, what="the demo queue drained")
-    final = demo.screen()
-    assert "0 queued" in final and "0 failed" in final
-    assert all(len(line) <= 80 for line in final.splitlines())
+    queued = count("Inbox", screen)
+    assert queued > 0 and count("queued", screen) == queued
+    final = wait_until(
+        lambda: (text := demo.screen()) and count("done today", text) >= 6 and text,
+        timeout=90,
+        what="the demo queue drained",
+    )
+    assert count("Inbox", final) == 0 and count("queued", final) == 0
+    assert re.search(r"\b0 failed today\b", final)
+    assert count("Recent", final) >= 6
+    wait_until(
+        lambda: (text := demo.screen()) and idle("ccl-auto-11", text) and idle("ccl-auto-12", text),
+        timeout=30,
+        what="both sessions idle again",
+    )
     tmux.send_keys("console", "q")
     assert demo.exit_status() == "0"
     assert demo.server not in tmux_servers()
