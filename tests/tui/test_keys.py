@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
+from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Static, Tabs
@@ -18,7 +20,7 @@ from textual.widgets.data_table import RowKey
 
 from cfo_tui.app import CfoApp, make_app, next_account, run_app
 from cfo_tui.widgets.confirm import ConfirmScreen
-from cfo_tui.widgets.help import HelpScreen
+from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import INBOX_ROWS
 from cfo_tui.widgets.table import CellText
@@ -224,7 +226,18 @@ def test_question_mark_opens_help_and_escape_closes_it() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        help_box = app.screen.query_one("#help Static", Static)
+        console = Console(width=help_box.content_region.width, file=io.StringIO(), record=True)
+        console.print(help_box.content)
+        shown = " ".join(console.export_text().split())
+        for key, what in KEYS:
+            assert " ".join(f"{key} {what}".split()) in shown
+        assert "? this help; escape or ? closes it" in shown
+        assert "q ctrl+c quit: the engine stops and saves its state" in shown
+        assert "out of pool the account's login failed" in shown
         await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+        await pilot.press("question_mark", "question_mark")
         assert app.screen is app.screen_stack[0]
 
     drive(script)
