@@ -63,6 +63,18 @@ REPEAT_TOAST = 60.0
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
 FULL_COLLECTION = 60.0
 """Seconds between the console's own full garbage collections (Python's would come every second or two)."""
+KEYS_QUIET = 2.0
+"""A full collection waits until no key has been pressed for this long..."""
+FULL_COLLECTION_LATEST = 300.0
+"""...but runs anyway once this many seconds have passed since the last one."""
+
+
+def collection_due(now: float, collected: float, key: float) -> bool:
+    """Whether to run the full collection at `now`, the last one having run at `collected` and the
+    last key come at `key` (monotonic seconds): its pause of 100 ms or so should not meet a key."""
+    since = now - collected
+    return since >= FULL_COLLECTION_LATEST or (since >= FULL_COLLECTION and now - key >= KEYS_QUIET)
+
 
 BOTTOM: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
@@ -221,6 +233,8 @@ class CfoApp(App[int]):
         self._titles: dict[str, str] = {}
         self._errors_shown: dict[str, float] = {}
         self._gc_threshold: tuple[int, int, int] | None = None
+        self._collected_at = 0.0
+        self._key_at = 0.0
         self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
         self.sessions = SessionsTable(id="sessions")
@@ -287,7 +301,19 @@ class CfoApp(App[int]):
         # collections still free most cycles; the full one runs once a minute instead.
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], 2**31 - 1)
-        self.set_interval(FULL_COLLECTION, gc.collect, name="full collection")
+        self._collected_at = time.monotonic()
+        self.set_interval(KEYS_QUIET, self._collect, name="full collection")
+
+    def _collect(self) -> None:
+        now = time.monotonic()
+        if collection_due(now, self._collected_at, self._key_at):
+            gc.collect()
+            self._collected_at = time.monotonic()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._key_at = time.monotonic()
+        await super().on_event(event)
 
     def on_unmount(self) -> None:
         if self._gc_threshold is not None:

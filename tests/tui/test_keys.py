@@ -7,6 +7,7 @@ import gc
 import io
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -18,7 +19,7 @@ from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, make_app, next_account, run_app
+from cfo_tui.app import CfoApp, collection_due, make_app, next_account, run_app
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
@@ -282,10 +283,20 @@ def test_the_console_runs_full_collections_itself_and_gives_them_back_on_quit() 
         young, middle, full = gc.get_threshold()
         assert (young, middle) == before[:2] and full > 10**6
         assert any(t.name == "full collection" for t in app._timers)
+        typed = time.monotonic()
+        await pilot.press("down")
+        assert app._key_at >= typed
         await pilot.press("q")
 
     drive(script, engine=FakeEngine(busy()), start_engine=True)
     assert gc.get_threshold() == before
+
+
+def test_a_full_collection_waits_for_a_pause_in_the_typing_but_not_forever() -> None:
+    assert not collection_due(now=1030.0, collected=1000.0, key=0.0)  # not a minute yet
+    assert collection_due(now=1060.0, collected=1000.0, key=1000.0)
+    assert not collection_due(now=1060.0, collected=1000.0, key=1059.5)  # a key half a second ago
+    assert collection_due(now=1300.0, collected=1000.0, key=1299.9)  # five minutes: now anyway
 
 
 def test_an_engine_that_dies_is_shown_in_the_header() -> None:
