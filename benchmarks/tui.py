@@ -11,7 +11,9 @@ Per load it measures:
   fetches a pane tail) and a filter keystroke (filters 10,000 tasks);
 - the cost of one full refresh (`show_snapshot`: snapshot diffed into every pane) and of the frame
   that paints it;
-- refreshes per second actually run (events coalesce into at most two a second).
+- refreshes per second actually run (events coalesce into at most two a second);
+- the pause of the full garbage collection the console runs once a minute (Python's own would run
+  every second or two; keys that meet it wait that long).
 
 Run: .venv/bin/python benchmarks/tui.py
 """
@@ -19,6 +21,7 @@ Run: .venv/bin/python benchmarks/tui.py
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -219,6 +222,9 @@ async def run_load(rate: float) -> dict[str, object]:
         await pilot.press("escape")
         seconds = time.perf_counter() - t0
         refresh_rate = (len(probe.refreshes) - refreshes_before) / seconds
+        collected = time.perf_counter()
+        gc.collect()
+        full_collection = (time.perf_counter() - collected) * 1000
         stop.set()
         await loader
         await app.stop_engine()
@@ -234,6 +240,7 @@ async def run_load(rate: float) -> dict[str, object]:
         "refresh": figures(probe.refreshes),
         "frame": figures(probe.frame_costs),
         "refreshes_per_second": round(refresh_rate, 2),
+        "full_collection_ms": round(full_collection, 1),
     }
 
 

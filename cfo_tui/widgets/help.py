@@ -20,12 +20,13 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "swap to the next usable account (asks first, naming it)"),
     ("enter", "zoom the selected session's pane; enter or escape to come back"),
     ("/", "filter the task lists; enter keeps the filter, escape clears it"),
-    ("t", "Events pane: one type of event at a time, then the next; back to all"),
+    ("t", "Events pane: show one event type, then the next, then all"),
     ("↑ ↓", "select a session: the Tail pane follows it"),
     ("[ ]", "previous / next tab on a small terminal"),
     ("tab", "move between panes"),
     ("ctrl+p", "command palette: every action by name"),
-    ("q", "quit: the engine stops and saves its state"),
+    ("?", "this help; escape or ? closes it"),
+    ("q  ctrl+c", "quit: the engine stops and saves its state"),
 )
 STATES: tuple[tuple[str, str], ...] = (
     ("working", "the agent is on a task"),

@@ -19,9 +19,9 @@ class SwapsTable(LiveTable):
     EMPTY = "no account swap yet"
     COLUMNS = (
         ColumnSpec("time", "Time", 8),
-        ColumnSpec("swap", "From → to", 20, flex=1),
+        ColumnSpec("swap", "From → to", 20),
         ColumnSpec("trigger", "Trigger", 11, drop=2),
-        ColumnSpec("pattern", "Pattern", 10, flex=1, drop=3),
+        ColumnSpec("pattern", "Pattern", 10, flex=2, drop=3),
         ColumnSpec("snippet", "Snippet", 12, flex=3, drop=4),
         ColumnSpec("resumed", "Resumed", 7, drop=1),
         ColumnSpec("took", "Took", 5, drop=1),

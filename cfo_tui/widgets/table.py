@@ -165,9 +165,50 @@ class LiveTable(DataTable[CellText]):
         )
         lines = self._cell_lines.get(key)
         if lines is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            lines = self._render_text_cell(row_index, column_index, base_style, width, cursor, hover)
             self._cell_lines[key] = lines
         return lines
+
+    def _render_text_cell(
+        self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool, hover: bool
+    ) -> SegmentLines:
+        """The line DataTable's own rendering gives a one-line CellText (its styles, padding and
+        ellipsis), built as segments directly rather than through Rich's Padding and Styled layout:
+        a changed row costs a few segments, not a Rich render per cell."""
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        assert row_key is not None and column_key is not None
+        cell = self._data[row_key][column_key]
+        if not isinstance(cell, CellText) or self.rows[row_key].height != 1:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        fixed = row_index < self.fixed_rows or column_index < self.fixed_columns
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            fixed,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        padding = min(self.cell_padding, width // 2)
+        inner = width - 2 * padding
+        text = cell.plain
+        if cell_len(text) > inner:
+            text = set_cell_size(text, inner - 1) + "…" if inner > 1 else "…"[:inner]
+        blank = pre + post_style if post_style else pre
+        styled = pre + cell.style
+        line = [Segment(" " * padding, blank)] if padding else []
+        line.append(Segment(text, styled + post_style if post_style else styled))
+        fill = inner - cell_len(text)
+        if fill > 0:
+            line.append(Segment(" " * fill, blank))
+        if padding:
+            line.append(Segment(" " * padding, blank))
+        return [line]
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -210,6 +251,16 @@ class LiveTable(DataTable[CellText]):
     def on_resize(self, event: events.Resize) -> None:
         self._relayout()
 
+    def on_mount(self) -> None:
+        # Textual does not always send a first Resize (a toast shown while the screen is first laid
+        # out loses it): a table with a size but no columns yet lays itself out after the first
+        # refresh, and again in `sync`.
+        self.call_after_refresh(self._lay_out_once)
+
+    def _lay_out_once(self) -> None:
+        if not self._layout:
+            self._relayout()
+
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
         if width <= 0:
@@ -238,6 +289,7 @@ class LiveTable(DataTable[CellText]):
         """Show `rows` in this order, touching only what changed."""
         if not rows and self.EMPTY:
             rows = [note_row(self.COLUMNS, "empty", self.EMPTY)]
+        self._lay_out_once()
         if self.POSITIONAL:
             self._sync_slots(rows)
             return

@@ -267,7 +267,16 @@ async def settle(pilot: Pilot[int]) -> None:
 async def after_swap_event(pilot: Pilot[int]) -> None:
     app = pilot.app
     assert isinstance(app, CfoApp) and isinstance(app.engine, FakeEngine)
-    app.engine.emit(Event("swap", NOW - 20, session="ccl-auto-12", account="secondary", reason="quota"))
+    app.engine.emit(
+        Event(
+            "swap",
+            NOW - 20,
+            session="ccl-auto-12",
+            account="secondary",
+            reason="quota",
+            extra={"from_account": "primary"},
+        )
+    )
     await settle(pilot)
 
 
@@ -358,6 +367,13 @@ SCENES: dict[str, Scene] = {
         Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
         Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
         Scene("after_swap", lambda: app_for(swapped()), (200, 60), before=after_swap_event),
+        Scene(
+            "swaps_tab",
+            lambda: app_for(swapped()),
+            (100, 30),
+            press=("right_square_bracket",) * 4,
+            before=after_swap_event,
+        ),
         Scene("dispatch_paused", lambda: app_for(replace(busy(), dispatch="paused")), (120, 36)),
         Scene("all_exhausted", lambda: app_for(exhausted()), (120, 36)),
         Scene("help_screen", lambda: app_for(busy()), (80, 24), press=("question_mark",)),

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
+from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, make_app, next_account, run_app
+from cfo_tui.app import CfoApp, collection_due, make_app, next_account, run_app
 from cfo_tui.widgets.confirm import ConfirmScreen
-from cfo_tui.widgets.help import HelpScreen
+from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import INBOX_ROWS
 from cfo_tui.widgets.table import CellText
@@ -27,7 +30,7 @@ from engine.events import Event
 from engine.snapshot import Snapshot, TaskRow
 from engine.tmux import TmuxError
 from tests.tui.fakes import NOW, FakeEngine, make_config
-from tests.tui.scenes import AGENT_PANE, busy, settle, still
+from tests.tui.scenes import AGENT_PANE, busy, settle, still, swapped
 
 Script = Callable[[Pilot[int], CfoApp, FakeEngine], Awaitable[None]]
 
@@ -65,23 +68,35 @@ def footer_actions(app: CfoApp) -> set[str]:
     return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
 
 
+def footer_labels(app: CfoApp) -> list[str]:
+    return [f"{k.key_display} {k.description}" for k in app.screen.query(FooterKey) if k.key != "enter"]
+
+
 def test_p_pauses_dispatch_and_p_again_resumes_it() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("p")
         assert engine.calls == [("pause_dispatch",)]
         assert "PAUSED" in header(app)
         assert "resume" in footer_actions(app) and "pause" not in footer_actions(app)
+        await pilot.pause()
+        assert footer_labels(app)[:3] == ["q Quit", "p Resume", "c Complete"]
         await pilot.press("p")
         assert engine.calls == [("pause_dispatch",), ("resume_dispatch",)]
         assert "RUNNING" in header(app)
         assert "pause" in footer_actions(app)
+        await pilot.pause()
+        assert footer_labels(app)[:3] == ["q Quit", "p Pause", "c Complete"]
 
     drive(script)
 
 
 def test_toggling_dispatch_leaves_no_dead_footer_keys_behind() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        shown = list(app.screen.query(FooterKey))
         await pilot.press(*"pppppp")
+        await pilot.pause()
+        # Only the p key's label changed: the footer relabelled it rather than rebuilding itself.
+        assert list(app.screen.query(FooterKey)) == shown
         gc.collect()
         keys = [o for o in gc.get_objects() if isinstance(o, FooterKey) and o.app is app]
         assert keys and all(k.is_attached for k in keys)
@@ -212,7 +227,18 @@ def test_question_mark_opens_help_and_escape_closes_it() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        help_box = app.screen.query_one("#help Static", Static)
+        console = Console(width=help_box.content_region.width, file=io.StringIO(), record=True)
+        console.print(help_box.content)
+        shown = " ".join(console.export_text().split())
+        for key, what in KEYS:
+            assert " ".join(f"{key} {what}".split()) in shown
+        assert "? this help; escape or ? closes it" in shown
+        assert "q ctrl+c quit: the engine stops and saves its state" in shown
+        assert "out of pool the account's login failed" in shown
         await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]
+        await pilot.press("question_mark", "question_mark")
         assert app.screen is app.screen_stack[0]
 
     drive(script)
@@ -228,6 +254,49 @@ def test_q_stops_the_engine_and_exits_cleanly() -> None:
     app = drive(script, engine=engine, start_engine=True)
     assert engine.stopped
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize("where", ["console", "filter line", "dialog"])
+def test_ctrl_c_stops_the_engine_and_exits_cleanly_wherever_the_focus_is(where: str) -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        if where == "filter line":
+            await pilot.press("slash", "a")
+            assert app.focused is app.task_filter.input
+        elif where == "dialog":
+            await pilot.press("s")
+            assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+
+    engine = FakeEngine(busy())
+    app = drive(script, engine=engine, start_engine=True)
+    assert engine.stopped
+    assert app.return_code == 0
+    assert engine.calls == []
+
+
+def test_the_console_runs_full_collections_itself_and_gives_them_back_on_quit() -> None:
+    before = gc.get_threshold()
+
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.pause()
+        young, middle, full = gc.get_threshold()
+        assert (young, middle) == before[:2] and full > 10**6
+        assert any(t.name == "full collection" for t in app._timers)
+        typed = time.monotonic()
+        await pilot.press("down")
+        assert app._key_at >= typed
+        await pilot.press("q")
+
+    drive(script, engine=FakeEngine(busy()), start_engine=True)
+    assert gc.get_threshold() == before
+
+
+def test_a_full_collection_waits_for_a_pause_in_the_typing_but_not_forever() -> None:
+    assert not collection_due(now=1030.0, collected=1000.0, key=0.0)  # not a minute yet
+    assert collection_due(now=1060.0, collected=1000.0, key=1000.0)
+    assert not collection_due(now=1060.0, collected=1000.0, key=1059.5)  # a key half a second ago
+    assert collection_due(now=1300.0, collected=1000.0, key=1299.9)  # five minutes: now anyway
 
 
 def test_an_engine_that_dies_is_shown_in_the_header() -> None:
@@ -288,14 +357,26 @@ def test_an_update_changes_cells_in_place_instead_of_rebuilding_rows() -> None:
     drive(script)
 
 
-def test_the_inbox_renders_the_head_of_a_huge_queue_and_counts_the_rest() -> None:
+def test_the_inbox_renders_the_head_of_a_huge_queue_that_fits_and_counts_the_rest() -> None:
     inbox = tuple(TaskRow(f"p:{i:05d}", "p", f"task {i}", "default", NOW - 10_000 + i) for i in range(10_000))
 
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
-        assert len(app.inbox.keys) == INBOX_ROWS + 1
+        visible = app.inbox.scrollable_content_region.height - 1  # under the header row
+        assert 10 < visible < INBOX_ROWS
+        assert len(app.inbox.keys) == visible
+        assert app.inbox.max_scroll_y == 0
         assert app.inbox.keys[0] == "p:00000"
-        assert app.inbox.cell(app.inbox.keys[-1], "title") == "… and 9,900 more"
+        assert app.inbox.cell(app.inbox.keys[-1], "title") == f"… and {10_000 - visible + 1:,} more"
         assert "10,000 queued" in header(app)
+        # The filter line takes a row; then a filter that matches more than fit rewrites rows in place.
+        await pilot.press("slash")
+        await pilot.pause()
+        assert len(app.inbox.keys) == visible - 1
+        removed: list[object] = []
+        app.inbox.remove_row = removed.append  # type: ignore[method-assign]
+        await pilot.press("1")
+        assert app.inbox.keys[0] == "p:00001" and len(app.inbox.keys) == visible - 1
+        assert removed == []
 
     drive(script, snap=replace(busy(), inbox=inbox))
 
@@ -404,6 +485,35 @@ def test_all_accounts_exhausted_is_announced_once_by_event_or_snapshot() -> None
         assert "ALL ACCOUNTS EXHAUSTED" in header(app)
 
     drive(script)
+
+
+def test_a_toast_at_startup_leaves_the_inbox_laid_out_and_filled() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert any(t.startswith("All accounts exhausted") for t in toasts(app))
+        assert [str(c.label) for c in app.inbox.columns.values()] == ["Priority", "Project", "Title", "Age"]
+        assert app.inbox.row_count == len(engine.snap.inbox) == 5
+
+    exhausted = replace(busy(), accounts={"primary": NOW + 60, "secondary": NOW + 3600})
+    drive(script, snap=exhausted)
+
+
+def test_the_wide_layout_shows_every_detail_of_a_swap() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert [str(c.label) for c in app.swaps.columns.values()] == [
+            "Time",
+            "From → to",
+            "Trigger",
+            "Pattern",
+            "Snippet",
+            "Resumed",
+            "Took",
+        ]
+        newest = app.swaps.keys[0]
+        assert app.swaps.cell(newest, "trigger") == "ccl-auto-12"
+        assert app.swaps.cell(newest, "pattern") == "5-hour limit reached"
+        assert app.swaps.cell(newest, "resumed") == "3"
+
+    drive(script, snap=swapped(), size=(200, 60))
 
 
 def test_the_tail_follows_the_selection_and_fetches_only_that_session() -> None:

@@ -38,6 +38,10 @@ def test_after_a_swap(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "after_swap")
 
 
+def test_swaps_tab_at_100x30_shows_each_swap_in_full(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "swaps_tab")
+
+
 def test_dispatch_paused(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "dispatch_paused")
 
