@@ -397,6 +397,7 @@ class CfoApp(App[int]):
             self.show_snapshot()
             self._toast_swap(event)
         elif event.type == "all_exhausted":
+            self.show_snapshot()  # names the account back first, when the snapshot knows it
             until = event.extra.get("until")
             self._announce_exhausted(float(until) if isinstance(until, int | float) else None)
 
@@ -487,19 +488,21 @@ class CfoApp(App[int]):
             self.refresh_bindings()
         now = self._now()
         if exhausted(snap, now):
-            self._announce_exhausted(min(a for a in snap.accounts.values() if a is not None))
+            until, name = min((t, n) for n, t in snap.accounts.items() if t is not None)
+            self._announce_exhausted(until, name)
         else:
             self._exhausted = False
         return snap
 
-    def _announce_exhausted(self, until: float | None) -> None:
+    def _announce_exhausted(self, until: float | None, account: str | None = None) -> None:
         """One toast per exhaustion, whether the engine's event or a snapshot tells first."""
         if self._exhausted:
             return
         self._exhausted = True
         now = self._now()
         when = (
-            f"the first account is usable again at {clock(until, now)} (in {elapsed(until - now)})"
+            f"{account or 'the earliest account'} is usable again at {clock(until, now)}"
+            f" (in {elapsed(until - now)})"
             if until is not None
             else "no account says when it resets"
         )

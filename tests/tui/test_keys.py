@@ -479,8 +479,7 @@ def test_all_accounts_exhausted_is_announced_once_by_event_or_snapshot() -> None
         app.show_snapshot()
         app.show_snapshot()
         assert [t for t in toasts(app) if t.startswith("All accounts exhausted")] == [
-            "All accounts exhausted: Dispatch waits; the first account is usable again at 08:01:00 "
-            "(in 1m 00s)."
+            "All accounts exhausted: Dispatch waits; primary is usable again at 08:01:00 (in 1m 00s)."
         ]
         assert "ALL ACCOUNTS EXHAUSTED" in header(app)
 
