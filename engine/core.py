@@ -15,10 +15,11 @@ from typing import Any
 
 from engine import queue as q
 from engine import screen, transcript
+from engine.atomic import atomic_write
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Account, Config
-from engine.conversations import conversation_dir, conversation_for, recent_answers
+from engine.conversations import answers_match, conversation_dir, conversation_for, recent_answers
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.durations import format_duration
@@ -65,7 +66,6 @@ API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
-MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
 AUTH_TASK_FAILURES = "auth_failures:task:"  # a counter per task, beside the per-session ones
@@ -475,16 +475,10 @@ class Engine:
                 break
         if not answers:
             return None
-        said = "\n".join(answers)
-        answer = self.patterns.rx("answer")
         matches = []
         for name, look in looks.items():
-            shown = [
-                answer.sub("", line, count=1).strip()
-                for line in screen.split_pane(look.text, self.patterns).above
-                if answer.match(line)
-            ]
-            if shown and len(shown[-1]) >= MIN_ANSWER_MATCH and shown[-1] in said:
+            shown = screen.shown_answers(look.text, self.patterns)
+            if shown and answers_match(shown[-1], answers):
                 matches.append(name)
         if len(matches) != 1:
             return None
@@ -774,6 +768,17 @@ class Engine:
 
     def _resume_path(self, session: str) -> Path:
         return self.config.agent.resume_dir / f"{session}-resume-id.txt"
+
+    def save_resume_id(self, session: str, value: str) -> bool:
+        """Write the session's resume id where the next launch (or the operator, after a crash) finds it."""
+        path = self._resume_path(session)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, value + "\n", 0o600)
+        except OSError as exc:
+            log.error("%s: cannot save the resume id %s: %s", path, value, exc.strerror)
+            return False
+        return True
 
     def _resume_id(self, session: str) -> str | None:
         """The session's saved resume id; it stays saved until a launch with it goes through."""
