@@ -176,3 +176,50 @@ def test_a_dedicated_session_whose_conversation_cannot_be_identified_is_left_at_
     assert "--resume" not in ws.tmux.capture("ccl-1-vault", 300)
     assert not (engine.config.agent.resume_dir / "ccl-1-vault-resume-id.txt").exists()
     assert any("ccl-1-vault left at its shell" in r.getMessage() for r in caplog.records)
+
+
+def test_a_limit_in_new_wording_in_a_dedicated_session_swaps_on_its_transcript_record(
+    ws: Workspace,
+) -> None:
+    vault = ws.project("vault")
+    start_dedicated(ws, {"ccl-1-vault": vault}, {"ccl-1-vault": ["hello there"]})
+    [own] = conversations(ws, vault)
+    engine = new_engine(ws)
+    asked: list[bool] = []
+
+    def hit_the_limit_once_followed() -> None:
+        known = engine._dedicated_conv.get("ccl-1-vault")
+        if not asked and known is not None and known[1] is not None:  # its conversation is followed
+            asked.append(True)
+            home = ws.root / "accounts" / "primary"
+            (home / "sim-quota").write_text("Your plan's allowance is used up for now")
+            ws.tmux.type_line("ccl-1-vault", "one more thing")
+
+    run_engine(engine, lambda: bool(swaps(ws)), timeout=60, during=hit_the_limit_once_followed)
+    [swap] = swaps(ws)
+    assert swap["session"] == "ccl-1-vault" and swap["pattern"] == "transcript:rate_limit"
+    assert swap["resumed"] == ["ccl-1-vault"]
+    wait_until(lambda: resumed_with(ws, "ccl-1-vault") == own, what="resumed in its conversation")
+
+
+def test_a_server_throttle_429_in_a_dedicated_session_does_not_swap(ws: Workspace) -> None:
+    vault = ws.project("vault")
+    start_dedicated(ws, {"ccl-1-vault": vault}, {"ccl-1-vault": ["hello there"]})
+    engine = new_engine(ws)
+    typed: list[bool] = []
+    throttle = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
+
+    def throttled_once_followed() -> None:
+        known = engine._dedicated_conv.get("ccl-1-vault")
+        if not typed and known is not None and known[1] is not None:
+            typed.append(True)
+            ws.tmux.type_line("ccl-1-vault", f'sim: quota "{throttle}"')
+
+    def judged() -> bool:
+        known = engine._dedicated_conv.get("ccl-1-vault")
+        record = known[1].stop if known is not None and known[1] is not None else None
+        return record is not None and record.status == 429  # the monitor read the record
+
+    run_engine(engine, judged, timeout=60, during=throttled_once_followed)
+    assert swaps(ws) == []
+    assert "quota_hit" not in [e["type"] for e in ws.events()]
