@@ -318,10 +318,15 @@ def split_pane(text: str, patterns: Patterns | None = None) -> PaneView:
 
 
 def shown_answers(text: str, patterns: Patterns | None = None) -> list[str]:
-    """The first line of each answer above the input box, its marker stripped, oldest first."""
+    """The first line of each text answer above the input box (tool calls left out), its marker stripped,
+    oldest first."""
     p = patterns or load_patterns()
-    answer = p.rx("answer")
-    return [answer.sub("", line, count=1).strip() for line in split_pane(text, p).above if answer.match(line)]
+    answer, tool = p.rx("answer"), p.rx("tool_call")
+    return [
+        answer.sub("", line, count=1).strip()
+        for line in split_pane(text, p).above
+        if answer.match(line) and not tool.match(line)
+    ]
 
 
 # --- the current turn ---------------------------------------------------------------------------------------

@@ -356,21 +356,10 @@ UUID_A = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
 UUID_B = "11111111-2222-4333-8444-555555555555"
 
 
-def test_shown_answers_are_the_first_lines_of_the_answers_above_the_box() -> None:
-    text = "\n".join(
-        [
-            "> hello",
-            "",
-            "⏺ Working on: hello",
-            "",
-            "● Done: hello",
-            "  more of it",
-            "",
-            RULE,
-            "❯ ⏺ typed",
-            RULE,
-        ]
-    )
+def test_shown_answers_are_the_first_lines_of_the_text_answers_above_the_box() -> None:
+    conversation = ["> hello", "", "⏺ Working on: hello", "", "● Done: hello", "  more", ""]
+    tool = ["⏺ Bash(ls -la)", "  ⎿  a"]
+    text = "\n".join([*conversation, *tool, "", RULE, "❯ ⏺ typed", RULE])
     assert screen.shown_answers(text) == ["Working on: hello", "Done: hello"]
 
 
