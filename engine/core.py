@@ -799,6 +799,13 @@ class Engine:
             return False
         return True
 
+    def forget_resume_id(self, session: str) -> None:
+        path = self._resume_path(session)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("%s: cannot remove a resume id no longer known: %s", path, exc.strerror)
+
     def _resume_id(self, session: str) -> str | None:
         """The session's saved resume id; it stays saved until a launch with it goes through."""
         path = self._resume_path(session)

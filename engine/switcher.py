@@ -186,13 +186,15 @@ async def _identify_before_exit(
     engine: Engine, name: str, project: Path, old: Account
 ) -> tuple[str | None, str]:
     """Close any menu (Enter on the limit menu buys usage) or end the turn, identify the conversation,
-    and save its id where a relaunch after a crash finds it."""
+    and save its id where the operator finds it after a crash."""
     await asyncio.to_thread(engine.tmux.send_keys, name, "Escape")
     await asyncio.sleep(0.2)
     uuid, how = await _identify(engine, name, project, old)
     if uuid is not None:
         log.info("swap: dedicated session %s is in conversation %s (by %s)", name, uuid, how)
         await asyncio.to_thread(engine.save_resume_id, name, uuid)
+    else:  # an id saved at an earlier swap is no longer known to be this session's
+        await asyncio.to_thread(engine.forget_resume_id, name)
     return uuid, how
 
 

@@ -164,6 +164,9 @@ def test_a_dedicated_session_whose_conversation_cannot_be_identified_is_left_at_
     vault = ws.project("vault")
     start_dedicated(ws, {"ccl-1-vault": vault}, {})  # never prompted: no conversation file to resume
     engine = new_engine(ws)
+    stale = engine.config.agent.resume_dir / "ccl-1-vault-resume-id.txt"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("605d46b9-cbaf-4d65-833b-3ba8b940c183\n")  # saved at an earlier swap
     run_engine(engine, lambda: bool(swaps(ws)), timeout=60, during=swap_when(engine, lambda: True))
 
     [swap] = swaps(ws)
@@ -174,7 +177,7 @@ def test_a_dedicated_session_whose_conversation_cannot_be_identified_is_left_at_
     assert engine.state.swaps[-1].sessions_not_resumed == left
     assert not agent_running(ws.tmux.current_command("ccl-1-vault"))
     assert "--resume" not in ws.tmux.capture("ccl-1-vault", 300)
-    assert not (engine.config.agent.resume_dir / "ccl-1-vault-resume-id.txt").exists()
+    assert not stale.exists()
     assert any("ccl-1-vault left at its shell" in r.getMessage() for r in caplog.records)
 
 
