@@ -11,39 +11,13 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
 
 
 def conversation_dir(account_home: Path, cwd: Path) -> Path:
     """`<home>/projects/<cwd with every / and . as ->`, the agent's folder for the project's sessions."""
     real = os.path.realpath(cwd)
     return account_home / "projects" / real.replace("/", "-").replace(".", "-")
-
-
-def latest_conversation(account_home: Path, cwd: Path, since: float = 0.0) -> Path | None:
-    """The most recently written `<uuid>.jsonl` of that project, if written at or after `since`."""
-    folder = conversation_dir(account_home, cwd)
-    best: tuple[float, Path] | None = None
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return None
-    for entry in entries:
-        name = entry.name
-        if not name.endswith(".jsonl") or not _UUID.match(name[: -len(".jsonl")]):
-            continue
-        try:
-            mtime = entry.stat().st_mtime
-        except OSError:
-            continue
-        if mtime >= since and (best is None or mtime > best[0]):
-            best = (mtime, Path(entry.path))
-    return best[1] if best else None
-
-
-def resume_id(account_home: Path, cwd: Path, since: float = 0.0) -> str | None:
-    """The UUID of the project's latest conversation written since `since`, validated; else None."""
-    path = latest_conversation(account_home, cwd, since)
-    return path.name[: -len(".jsonl")].lower() if path else None
 
 
 def _first_prompt_has(path: Path, marker: str, limit: int = 65536) -> bool:
@@ -81,7 +55,8 @@ def conversation_for(account_home: Path, cwd: Path, marker: str, since: float = 
 
 
 def recent_answers(path: Path, limit: int = 262144) -> list[str]:
-    """The text of the assistant records in the last `limit` bytes of a transcript, oldest first."""
+    """The text of the assistant records in the last `limit` bytes of a transcript, oldest first (the
+    records standing in for a failed request are left out: the screen shows them as errors, not answers)."""
     try:
         with path.open("rb") as handle:
             size = handle.seek(0, 2)
@@ -98,6 +73,8 @@ def recent_answers(path: Path, limit: int = 262144) -> list[str]:
         message = record.get("message") if isinstance(record, dict) else None
         if record.get("type") != "assistant" or not isinstance(message, dict):
             continue
+        if record.get("isApiErrorMessage") is True:
+            continue
         content = message.get("content")
         if isinstance(content, str):
             answers.append(content)
@@ -108,3 +85,50 @@ def recent_answers(path: Path, limit: int = 262144) -> list[str]:
                 if isinstance(part, dict) and part.get("type") == "text"
             ]
     return answers
+
+
+def answers_match(shown: str, said: list[str]) -> bool:
+    """Whether an answer's first line on screen is one of `said`: long enough to tell conversations apart."""
+    return len(shown) >= MIN_ANSWER_MATCH and any(shown in answer for answer in said)
+
+
+def _common_tail(shown: list[str], said: list[str]) -> int:
+    """How many of the screen's last answers are, in order, the conversation's last answers."""
+    n = 0
+    while n < min(len(shown), len(said)) and shown[-1 - n] in said[-1 - n]:
+        n += 1
+    return n
+
+
+def conversation_on_screen(
+    account_home: Path, cwd: Path, shown: list[str], exclude: frozenset[str] = frozenset()
+) -> tuple[str | None, int]:
+    """(the UUID of the project's one conversation whose latest answer is the last answer on screen, the
+    number of conversations that matched); None when none or several match equally well.
+
+    Pool tasks and other agents may work in the same project, so the newest file is not enough. Of several
+    matches, the one sharing the longest run of latest answers with the screen wins; a tie is no answer, as
+    resuming someone else's conversation is worse than not resuming. `exclude` holds UUIDs known to be
+    another session's.
+    """
+    if not shown or len(shown[-1]) < MIN_ANSWER_MATCH:
+        return None, 0
+    folder = conversation_dir(account_home, cwd)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None, 0
+    scored: list[tuple[int, str]] = []
+    for entry in entries:
+        stem = entry.name[: -len(".jsonl")] if entry.name.endswith(".jsonl") else ""
+        if not _UUID.match(stem) or stem.lower() in exclude:
+            continue
+        said = recent_answers(Path(entry.path))
+        if said and shown[-1] in said[-1]:
+            scored.append((_common_tail(shown, said), stem.lower()))
+    if not scored:
+        return None, 0
+    scored.sort(reverse=True)
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return None, len(scored)
+    return scored[0][1], len(scored)

@@ -15,10 +15,17 @@ from typing import Any
 
 from engine import queue as q
 from engine import screen, transcript
+from engine.atomic import atomic_write
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
 from engine.config import Account, Config
-from engine.conversations import conversation_dir, conversation_for, recent_answers
+from engine.conversations import (
+    answers_match,
+    conversation_dir,
+    conversation_for,
+    conversation_on_screen,
+    recent_answers,
+)
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.durations import format_duration
@@ -65,12 +72,22 @@ API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
 CAPTURE_LINES = 120
 SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
-MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
 QUOTA_SECOND_LOOK = 2.0
 CONTINUE = "continue"  # what a resumed conversation is told
 AUTH_TASK_FAILURES = "auth_failures:task:"  # a counter per task, beside the per-session ones
 OUT_OF_POOL = "out of pool"  # a session state: never dispatched into until the engine restarts
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
+
+
+def _prefer(fresh: screen.Stop | None, from_record: screen.Stop | None) -> screen.Stop | None:
+    """The stop a turn ended on, from what is new on screen and the transcript's record: a server error new
+    on screen vetoes; else the record's typed fields decide, named as the screen reads the same stop (the
+    pattern a person recognises); else the screen."""
+    if fresh is not None and fresh.kind == "server_error":
+        return fresh
+    if from_record is not None:
+        return fresh if fresh is not None and fresh.kind == from_record.kind else from_record
+    return fresh
 
 
 class Engine:
@@ -113,6 +130,8 @@ class Engine:
         self._quota_logged: dict[str, tuple[str, str, str]] = {}  # per session: the last forensic line
         self._dedicated_text: dict[str, str] = {}
         self._dedicated_seen: dict[str, float] = {}
+        # Per dedicated session: the latest answer its screen showed, and its conversation found by it.
+        self._dedicated_conv: dict[str, tuple[str, transcript.Follower | None]] = {}
         self._activity_seen: dict[str, int] = {}
         self._resume_failures: dict[str, int] = {}
         self._refused_projects: set[str] = set()
@@ -475,16 +494,10 @@ class Engine:
                 break
         if not answers:
             return None
-        said = "\n".join(answers)
-        answer = self.patterns.rx("answer")
         matches = []
         for name, look in looks.items():
-            shown = [
-                answer.sub("", line, count=1).strip()
-                for line in screen.split_pane(look.text, self.patterns).above
-                if answer.match(line)
-            ]
-            if shown and len(shown[-1]) >= MIN_ANSWER_MATCH and shown[-1] in said:
+            shown = screen.shown_answers(look.text, self.patterns)
+            if shown and answers_match(shown[-1], answers):
                 matches.append(name)
         if len(matches) != 1:
             return None
@@ -774,6 +787,24 @@ class Engine:
 
     def _resume_path(self, session: str) -> Path:
         return self.config.agent.resume_dir / f"{session}-resume-id.txt"
+
+    def save_resume_id(self, session: str, value: str) -> bool:
+        """Write the session's resume id where the next launch (or the operator, after a crash) finds it."""
+        path = self._resume_path(session)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, value + "\n", 0o600)
+        except OSError as exc:
+            log.error("%s: cannot save the resume id %s: %s", path, value, exc.strerror)
+            return False
+        return True
+
+    def forget_resume_id(self, session: str) -> None:
+        path = self._resume_path(session)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("%s: cannot remove a resume id no longer known: %s", path, exc.strerror)
 
     def _resume_id(self, session: str) -> str | None:
         """The session's saved resume id; it stays saved until a launch with it goes through."""
@@ -1075,21 +1106,12 @@ class Engine:
         """
         fresh = screen.classify(text, self.patterns, since=run.last_text) if text != run.last_text else None
         from_record = screen.classify_record(record, self.patterns) if record is not None else None
-        stop: screen.Stop | None
-        if fresh is not None and fresh.kind == "server_error":
-            stop = fresh
-        elif from_record is not None:
-            # The screen's reading of the same stop names the pattern a person recognises.
-            stop = fresh if fresh is not None and fresh.kind == from_record.kind else from_record
-        elif fresh is not None:
-            stop = fresh
-        elif run.stop is not None and (
+        stop = _prefer(fresh, from_record)
+        if stop is None and (
             (run.follower is not None and run.follower.stop is not None)
             or screen.classify(text, self.patterns) is not None
         ):
             stop = run.stop
-        else:
-            stop = None
         run.stop = stop
         return stop
 
@@ -1161,11 +1183,45 @@ class Engine:
         decision, run.quota_seen_at = self._decide_quota(reset, confirmed, run.quota_seen_at, now)
         await self._quota_hit(run.session, stop, decision, reset, run.task.key, run.account)
 
+    def _dedicated_record(self, name: str, text: str) -> transcript.ApiError | None:
+        """Read what the dedicated session's own conversation appended since the last look; the API-error
+        record that ended its turn if it arrived now.
+
+        The conversation is the one whose latest answer the screen shows, looked for again only when that
+        answer changes. A conversation met for the first time is read to its end as the baseline: an error
+        already in it is history, never a fresh stop.
+        """
+        dedicated = self.config.dedicated_session(name)
+        account = self.config.account(self.state.active_account or "")
+        if dedicated is None or account is None:
+            return None
+        shown = screen.shown_answers(text, self.patterns)
+        last = shown[-1] if shown else ""
+        known = self._dedicated_conv.get(name)
+        if known is None or known[0] != last:
+            others = frozenset(
+                r.follower.path.name[: -len(".jsonl")].lower() for r in self.running.values() if r.follower
+            )
+            uuid, _ = conversation_on_screen(account.home, dedicated.project, shown, others)
+            path = conversation_dir(account.home, dedicated.project) / f"{uuid}.jsonl" if uuid else None
+            # No match (an answer not written yet, say): the conversation followed so far stays followed.
+            follower = known[1] if known is not None else None
+            if path is not None and (follower is None or follower.path.resolve() != path.resolve()):
+                follower = transcript.Follower(path)
+                follower.poll()
+                follower.stop = None
+                self._dedicated_conv[name] = (last, follower)
+                return None
+            self._dedicated_conv[name] = (last, follower)
+        follower = self._dedicated_conv[name][1]
+        return follower.poll() if follower is not None else None
+
     async def _watch_dedicated(self, looks: dict[str, Look], now: float) -> None:
         """Dedicated sessions are never dispatched into, but a limit shown there swaps like any other.
 
         Only text that is new since the previous look is judged, so an old limit already answered in
-        the scrollback never triggers a swap.
+        the scrollback never triggers a swap; once the session's conversation is known, its API-error
+        records are judged first, as for pool runs.
         """
         for name in self.config.dedicated_names:
             look = looks.get(name)
@@ -1175,18 +1231,30 @@ class Engine:
             if look is None or not agent_running(look.command):
                 self._dedicated_text.pop(name, None)
                 self._dedicated_seen.pop(name, None)
+                self._dedicated_conv.pop(name, None)
                 continue
             self._dedicated_text[name] = look.text
-            if previous is None or (previous == look.text and name not in self._dedicated_seen):
-                continue  # first sight is the baseline; unchanged panes cost one string compare
+            if previous is not None and previous == look.text and name not in self._dedicated_seen:
+                continue  # unchanged panes cost one string compare
+            record = await asyncio.to_thread(self._dedicated_record, name, look.text)
+            if previous is None:
+                continue  # first sight is the baseline
             awaiting = name in self._dedicated_seen  # the second look judges the whole turn again
-            stop = screen.classify(look.text, self.patterns, since=None if awaiting else previous)
+            fresh = screen.classify(look.text, self.patterns, since=None if awaiting else previous)
+            from_record = screen.classify_record(record, self.patterns) if record is not None else None
+            stop = _prefer(fresh, from_record)
             if stop is None or stop.kind != "quota":
                 self._dedicated_seen.pop(name, None)
                 self._quota_logged.pop(name, None)
                 continue
+            known = self._dedicated_conv.get(name)
+            ended_on = known[1].stop if known is not None and known[1] is not None else None
+            by_record = screen.classify_record(ended_on, self.patterns) if ended_on is not None else None
+            confirmed = by_record is not None and by_record.kind == "quota"
             reset = self._reset_of(stop.message, now)
-            decision, seen = self._decide_quota(reset, False, self._dedicated_seen.get(name), now)
+            if reset is None and ended_on is not None and confirmed:
+                reset = self._reset_of(ended_on.text, now)
+            decision, seen = self._decide_quota(reset, confirmed, self._dedicated_seen.get(name), now)
             if seen is not None:
                 self._dedicated_seen[name] = seen
             await self._quota_hit(name, stop, decision, reset, None, self.state.active_account or "")

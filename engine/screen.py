@@ -317,6 +317,18 @@ def split_pane(text: str, patterns: Patterns | None = None) -> PaneView:
     return PaneView(lines=lines, box=box, menu=menu, exited=exited)
 
 
+def shown_answers(text: str, patterns: Patterns | None = None) -> list[str]:
+    """The first line of each text answer above the input box (tool calls left out), its marker stripped,
+    oldest first."""
+    p = patterns or load_patterns()
+    answer, tool = p.rx("answer"), p.rx("tool_call")
+    return [
+        answer.sub("", line, count=1).strip()
+        for line in split_pane(text, p).above
+        if answer.match(line) and not tool.match(line)
+    ]
+
+
 # --- the current turn ---------------------------------------------------------------------------------------
 
 
@@ -583,6 +595,25 @@ def last_session_id(text: str, patterns: Patterns | None = None) -> str | None:
         except ValueError:
             continue
     return found
+
+
+def status_echoes(text: str, patterns: Patterns | None = None) -> int:
+    """How many `/status` commands the conversation above the input box shows."""
+    p = patterns or load_patterns()
+    rx = p.rx("local_command")
+    return sum(1 for line in split_pane(text, p).above if rx.match(line) and "/status" in line)
+
+
+def status_session_id(text: str, echoes_before: int, patterns: Patterns | None = None) -> str | None:
+    """The session id that the newest `/status` printed, once more of them show than `echoes_before` (an
+    older one in the scrollback may belong to a conversation since cleared); validated as a UUID."""
+    p = patterns or load_patterns()
+    above = split_pane(text, p).above
+    rx = p.rx("local_command")
+    echoes = [i for i, line in enumerate(above) if rx.match(line) and "/status" in line]
+    if len(echoes) <= echoes_before:
+        return None
+    return last_session_id("\n".join(above[echoes[-1] + 1 :]), p)
 
 
 # --- reset times --------------------------------------------------------------------------------------------

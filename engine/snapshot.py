@@ -59,6 +59,7 @@ class SwapRow:
     snippet: str | None
     sessions_resumed: tuple[str, ...]
     duration: float | None
+    sessions_not_resumed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def build_snapshot(
             w.snippet,
             tuple(w.sessions_resumed),
             w.duration,
+            dict(w.sessions_not_resumed),
         )
         for w in state.swaps
     )
@@ -228,7 +230,13 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for t in snap.delegated
         ],
         "swaps": [
-            {**asdict(w), "at": _time(w.at), "sessions_resumed": list(w.sessions_resumed)} for w in snap.swaps
+            {
+                **asdict(w),
+                "at": _time(w.at),
+                "sessions_resumed": list(w.sessions_resumed),
+                "sessions_not_resumed": dict(w.sessions_not_resumed),
+            }
+            for w in snap.swaps
         ],
         "counters": dict(snap.counters),
     }

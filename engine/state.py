@@ -64,6 +64,8 @@ class SwapRecord:
     snippet: str | None = None
     sessions_resumed: list[str] = field(default_factory=list)
     duration: float | None = None
+    # Dedicated sessions that were not resumed, each with why (left at the shell: no conversation known).
+    sessions_not_resumed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,6 +147,7 @@ def _swap_to_dict(s: SwapRecord) -> dict[str, object]:
         "snippet": s.snippet,
         "sessions_resumed": list(s.sessions_resumed),
         "duration": s.duration,
+        "sessions_not_resumed": dict(s.sessions_not_resumed),
     }
 
 
@@ -210,6 +213,7 @@ def _swap_from(item: _Obj) -> SwapRecord:
         snippet=item.opt_text("snippet"),
         sessions_resumed=item.texts("sessions_resumed"),
         duration=item.opt_number("duration"),
+        sessions_not_resumed=item.text_map("sessions_not_resumed"),
     )
 
 
@@ -265,6 +269,13 @@ class _Obj:
             raise self._fail(key, "an object", value)
         inner = _Obj(value, f"{self.where}.{key}")
         return {k: inner.integer(k) for k in value}
+
+    def text_map(self, key: str) -> dict[str, str]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "an object", value)
+        inner = _Obj(value, f"{self.where}.{key}")
+        return {k: inner.text(k) for k in value}
 
     def opt_object(self, key: str) -> _Obj | None:
         value = self.data.get(key)

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import queue as q
+from engine import screen
 from engine.config import Account, Config
-from engine.conversations import conversation_for, latest_conversation
+from engine.conversations import conversation_dir, conversation_for, conversation_on_screen
 from engine.launch import (
     LaunchError,
     agent_running,
@@ -94,27 +96,80 @@ async def _resume_pool_task(engine: Engine, run: Running, account: Account, uuid
     return True
 
 
-async def _resume_dedicated(engine: Engine, name: str, old: Account, new: Account) -> bool:
-    """Exit a dedicated session's agent (menu closed first) and resume its conversation under `new`."""
+STATUS_WAIT = 5.0  # how long a dedicated agent's `/status` answer is waited for
+# The whole scrollback: the more answers shown, the better two conversations are told apart, and counting
+# `/status` echoes needs all of them.
+SCROLLBACK = 100_000
+
+
+def _on_screen(engine: Engine, name: str, project: Path, old: Account) -> tuple[str | None, int]:
+    """The dedicated session's conversation as its screen shows it: (UUID or None, how many matched).
+    Conversations that pool runs follow are someone else's."""
+    text = engine.tmux.capture(name, SCROLLBACK)
+    others = frozenset(
+        r.follower.path.name[: -len(".jsonl")].lower() for r in engine.running.values() if r.follower
+    )
+    return conversation_on_screen(old.home, project, screen.shown_answers(text, engine.patterns), others)
+
+
+async def _ask_status(engine: Engine, name: str) -> str | None:
+    """Type `/status` (the agent is idle: its turn ended on the limit, or Esc ended it) and read the
+    session id it prints; None if none shows within STATUS_WAIT."""
+    before = screen.status_echoes(
+        await asyncio.to_thread(engine.tmux.capture, name, SCROLLBACK), engine.patterns
+    )
+    await asyncio.to_thread(engine.tmux.type_line, name, "/status")
+    deadline = time.monotonic() + STATUS_WAIT
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(engine.tmux.capture, name, SCROLLBACK)
+        found = screen.status_session_id(text, before, engine.patterns)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def _identify(engine: Engine, name: str, project: Path, old: Account) -> tuple[str | None, str]:
+    """(the UUID of the dedicated session's own conversation, how it was found or why it was not)."""
+    uuid, matched = await asyncio.to_thread(_on_screen, engine, name, project, old)
+    if uuid is not None:
+        return uuid, "its latest answer on screen"
+    status = await _ask_status(engine, name)
+    if status is None:
+        why = (
+            f"{matched} conversations match its screen"
+            if matched > 1
+            else "no conversation matches its screen"
+        )
+        return None, f"{why} and /status showed no session id"
+    if not (conversation_dir(old.home, project) / f"{status}.jsonl").exists():
+        return None, f"/status shows {status}, which has no conversation file in {project}"
+    return status, "/status"
+
+
+async def _resume_dedicated(engine: Engine, name: str, old: Account, new: Account) -> tuple[bool, str | None]:
+    """Exit a dedicated session's agent (menu closed first) and resume its own conversation under `new`.
+
+    Returns (resumed, why not). The conversation is identified before the agent
+    exits and its id saved, so a crash mid-swap does not lose it; without one the agent is not relaunched,
+    as a fresh or someone else's conversation would be worse than none.
+    """
     dedicated = engine.config.dedicated_session(name)
     if dedicated is None or not await asyncio.to_thread(engine.tmux.has_session, name):
-        return False
+        return False, None
     if not agent_running(await asyncio.to_thread(engine.tmux.current_command, name)):
-        return False  # nothing running there: leave the shell alone
-    path = await asyncio.to_thread(latest_conversation, old.home, dedicated.project)
-    await asyncio.to_thread(engine.tmux.send_keys, name, "Escape")  # Enter on the limit menu buys usage
-    await asyncio.sleep(0.2)
+        return False, None  # nothing running there: leave the shell alone
+    uuid, how = await _identify_before_exit(engine, name, dedicated.project, old)
     await asyncio.to_thread(engine.tmux.type_line, name, "/exit")
     deadline = time.monotonic() + 15
     while agent_running(await asyncio.to_thread(engine.tmux.current_command, name)):
         if time.monotonic() > deadline:
             log.error("swap: the agent in dedicated session %s did not exit; left as it is", name)
-            return False
+            return False, "its agent did not exit; left as it is"
         await asyncio.sleep(0.1)
-    if path is None:
-        log.warning("swap: no conversation found for dedicated session %s; left at its shell", name)
-        return False
-    uuid = path.name[: -len(".jsonl")]
+    if uuid is None:
+        log.warning("swap: dedicated session %s left at its shell: %s", name, how)
+        return False, f"left at its shell: {how}"
     line = command_line(
         dedicated.project,
         new.home,
@@ -124,7 +179,23 @@ async def _resume_dedicated(engine: Engine, name: str, old: Account, new: Accoun
         uuid,
     )
     await asyncio.to_thread(engine.tmux.type_line, name, line, True)
-    return True
+    return True, None
+
+
+async def _identify_before_exit(
+    engine: Engine, name: str, project: Path, old: Account
+) -> tuple[str | None, str]:
+    """Close any menu (Enter on the limit menu buys usage) or end the turn, identify the conversation,
+    and save its id where the operator finds it after a crash."""
+    await asyncio.to_thread(engine.tmux.send_keys, name, "Escape")
+    await asyncio.sleep(0.2)
+    uuid, how = await _identify(engine, name, project, old)
+    if uuid is not None:
+        log.info("swap: dedicated session %s is in conversation %s (by %s)", name, uuid, how)
+        await asyncio.to_thread(engine.save_resume_id, name, uuid)
+    else:  # an id saved at an earlier swap is no longer known to be this session's
+        await asyncio.to_thread(engine.forget_resume_id, name)
+    return uuid, how
 
 
 async def swap(engine: Engine, trigger: Trigger) -> str | None:
@@ -168,12 +239,13 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
     await asyncio.to_thread(create_sessions, config, engine.tmux, [r.session for r in moving])
     await asyncio.to_thread(engine.ensure_pool_now, len(moving))
     dedicated = [d.name for d in config.pool.dedicated]
-    outcomes = await asyncio.gather(
-        *(_resume_pool_task(engine, r, target, u) for r, u in zip(moving, uuids, strict=True)),
-        *(_resume_dedicated(engine, name, old, target) for name in dedicated),
+    pairs = zip(moving, uuids, strict=True)
+    pool_outcomes, dedicated_outcomes = await asyncio.gather(
+        asyncio.gather(*(_resume_pool_task(engine, r, target, u) for r, u in pairs)),
+        asyncio.gather(*(_resume_dedicated(engine, name, old, target) for name in dedicated)),
     )
     resumed: list[str] = []
-    for run, ok in zip(moving, outcomes[: len(moving)], strict=True):
+    for run, ok in zip(moving, pool_outcomes, strict=True):
         if ok:
             resumed.append(run.session)
         else:
@@ -184,7 +256,8 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
             engine.running.pop(run.session, None)
             engine.session_state(run.session).state = "idle"
             engine.emit("requeued", session=run.session, task=run.task.key, reason="not resumed after swap")
-    resumed += [name for name, ok in zip(dedicated, outcomes[len(moving) :], strict=True) if ok]
+    resumed += [name for name, (ok, _) in zip(dedicated, dedicated_outcomes, strict=True) if ok]
+    not_resumed = {name: why for name, (_, why) in zip(dedicated, dedicated_outcomes, strict=True) if why}
     record = SwapRecord(
         at=now,
         from_account=old_name,
@@ -193,6 +266,7 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         pattern=trigger.pattern,
         snippet=trigger.snippet,
         sessions_resumed=resumed,
+        sessions_not_resumed=not_resumed,
         duration=round(time.monotonic() - started, 3),
     )
     state.add_swap(record)
@@ -206,6 +280,7 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         pattern=trigger.pattern,
         snippet=trigger.snippet,
         resumed=resumed,
+        not_resumed=not_resumed,
         duration=record.duration,
     )
     return target.name

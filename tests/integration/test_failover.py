@@ -308,7 +308,7 @@ def test_every_account_exhausted_pauses_dispatch_until_the_reset(ws: Workspace) 
     assert ran.read_text().split() == ["done"]
 
 
-def start_dedicated(ws: Workspace, name: str, project: Path) -> None:
+def start_dedicated(ws: Workspace, name: str, project: Path, prompt: str = "hello there") -> None:
     """A dedicated session with an agent under the first account that has answered one prompt."""
     from engine.launch import command_line
     from engine.symlinks import ensure_links
@@ -321,14 +321,15 @@ def start_dedicated(ws: Workspace, name: str, project: Path) -> None:
     ws.tmux.new_session(name, project, command=["/bin/sh"])
     ws.tmux.type_line(name, command_line(project, ws.root / "accounts" / "primary", command, args, "sonnet"))
     wait_until(lambda: "bypass permissions" in ws.tmux.capture(name), what="dedicated agent up")
-    ws.tmux.type_line(name, "hello there")
-    wait_until(lambda: "Done: hello there" in ws.tmux.capture(name), what="first answer")
+    ws.tmux.type_line(name, prompt)
+    wait_until(lambda: f"Done: {prompt}" in ws.tmux.capture(name), what="first answer")
 
 
 def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(
     ws: Workspace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    start_dedicated(ws, "ccl-1-vault", ws.project("vault"))
+    # "Done: hi" is too short to tell conversations apart: the session's transcript is not known.
+    start_dedicated(ws, "ccl-1-vault", ws.project("vault"), prompt="hi")
     engine = new_engine(ws)
     asked: list[bool] = []
 

@@ -348,3 +348,33 @@ def test_an_unknown_zone_is_taken_as_local_time_and_reported_once(caplog: pytest
     assert [r.getMessage() for r in caplog.records if "PST" in r.getMessage()] == [
         "reset time zone 'PST' is not a known IANA zone; local time is assumed"
     ]
+
+
+# --- whose conversation a pane shows ------------------------------------------------------------------------
+
+UUID_A = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
+UUID_B = "11111111-2222-4333-8444-555555555555"
+
+
+def test_shown_answers_are_the_first_lines_of_the_text_answers_above_the_box() -> None:
+    conversation = ["> hello", "", "⏺ Working on: hello", "", "● Done: hello", "  more", ""]
+    tool = ["⏺ Bash(ls -la)", "  ⎿  a"]
+    text = "\n".join([*conversation, *tool, "", RULE, "❯ ⏺ typed", RULE])
+    assert screen.shown_answers(text) == ["Working on: hello", "Done: hello"]
+
+
+def test_status_session_id_is_read_only_from_a_status_newer_than_those_counted_before() -> None:
+    old = ["> /status", f"  ⎿  Session ID: {UUID_A}", ""]
+    box = [RULE, "❯ /status", RULE]
+    before = "\n".join([*old, *box])
+    assert screen.status_echoes(before) == 1  # the command typed in the box is not an echo
+    assert screen.status_session_id(before, 1) is None
+    after = "\n".join([*old, "> /status", f"  ⎿  Session ID: {UUID_B}", "", RULE, "❯ ", RULE])
+    assert screen.status_session_id(after, 1) == UUID_B
+
+
+def test_status_session_id_is_none_until_the_id_shows_and_rejects_a_non_uuid() -> None:
+    waiting = "\n".join(["❯ /status", "", RULE, "❯ ", RULE])
+    assert screen.status_session_id(waiting, 0) is None
+    broken = "\n".join(["❯ /status", f"  ⎿  Session ID: {UUID_A}x", "", RULE, "❯ ", RULE])
+    assert screen.status_session_id(broken, 0) is None

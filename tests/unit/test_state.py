@@ -60,6 +60,7 @@ def full_state() -> State:
             snippet="⎿  Claude usage limit reached · resets 3am",
             sessions_resumed=["ccl-auto-11", "ccl-1-conformvault"],
             duration=4.2,
+            sessions_not_resumed={"ccl-2-notes": "none matches its screen and /status showed no session id"},
         )
     )
     return state
