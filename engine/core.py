@@ -64,6 +64,7 @@ LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 RESUME_ATTEMPTS = 2  # failed launches with one saved resume id before it is dropped
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
+EXIT_RETYPE = 2.0  # an agent still at its prompt this long after /exit did not get it
 CAPTURE_LINES = 120
 SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
 MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose conversation it is
@@ -1284,12 +1285,22 @@ class Engine:
         try:
             if await asyncio.to_thread(stop):
                 return
-            deadline = asyncio.get_running_loop().time() + RECYCLE_WAIT
-            while asyncio.get_running_loop().time() < deadline:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RECYCLE_WAIT
+            typed = loop.time()
+            while loop.time() < deadline:
                 await asyncio.sleep(0.1)
                 look = await asyncio.to_thread(self._look, session)
                 if look is None or not agent_running(look.command):
                     return
+                if (
+                    loop.time() - typed >= EXIT_RETYPE
+                    and screen.read_state(look.text, self.patterns) == "idle"
+                ):
+                    # Typed while the agent was still starting, the line was lost to the terminal's
+                    # line editing; at its prompt now, it takes it.
+                    await asyncio.to_thread(self.tmux.type_line, session, "/exit")
+                    typed = loop.time()
             log.warning("%s: the agent did not exit; the session is recreated", session)
             await asyncio.to_thread(self.tmux.kill_session, session)
             await asyncio.to_thread(self.ensure_pool_now, 0)

@@ -161,3 +161,48 @@ def test_killed_during_the_recycle_after_done_was_written(ws: Workspace) -> None
     killed = kill_when(ws, done.exists, "t0 in done/")
     assert killed.state in ("working", "recycling")  # not yet back to idle
     restart_and_finish(ws, keys, ran)
+
+
+GATED = """import os, sys, time
+gate = sys.argv[1]
+while not os.path.exists(gate):  # an agent slow to start, as the real one on a loaded machine
+    time.sleep(0.02)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_killed_while_the_agent_starts_and_restarted_before_it_reaches_its_prompt(ws: Workspace) -> None:
+    ran, keys = ws.root / "ran.log", ["t0", "t1"]
+    add_tasks(ws, keys, ran)
+    wrapper, gate = ws.root / "slow_start.py", ws.root / "gate"
+    wrapper.write_text(GATED, encoding="utf-8")
+    agent = ws.data["agent"]
+    agent["command"], agent["args"] = (
+        sys.executable,
+        [str(wrapper), str(gate), agent["command"], *agent["args"]],
+    )
+    killed = kill_when(
+        ws,
+        lambda: (
+            any(e["type"] == "dispatched" for e in ws.events()) and "slow_start" in ws.tmux.capture(SESSION)
+        ),
+        "the agent of t0 starting",
+    )
+    assert killed.state == "launching"
+    proc = start(ws)
+    try:
+        # The new engine finds the claim before the agent is up; only then may the agent come up.
+        wait_until(
+            lambda: any(e["type"] == "requeued" and e["task"] == "proj:t0" for e in ws.events()),
+            timeout=30,
+            what="t0 requeued by the restart",
+        )
+        gate.touch()
+        wait_until(lambda: ws.done("proj") == ["t0.md", "t1.md"], timeout=60, what="all done")
+        assert stop(proc, signal.SIGTERM) == 0
+    finally:
+        stop(proc, signal.SIGKILL)
+    assert sorted(ran.read_text().split()) == keys
+    assert ws.inbox("proj") == []
+    # The /exit typed while it started was lost; it is typed again at its prompt, not waited out.
+    assert "did not exit" not in (ws.root / "engine.log").read_text()
