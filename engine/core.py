@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -70,6 +71,7 @@ LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
 RESUME_ATTEMPTS = 2  # failed launches with one saved resume id before it is dropped
 API_ERROR_RETRIES = 3
 RECYCLE_WAIT = 15.0
+EXIT_RETYPE = 2.0  # an agent still at its prompt this long after /exit did not get it
 CAPTURE_LINES = 120
 SCROLLBACK_LINES = 100_000  # recovery's deeper look: everything tmux kept
 QUOTA_SECOND_LOOK = 2.0
@@ -123,6 +125,7 @@ class Engine:
         self._wake_dispatch = asyncio.Event()
         self._wake_watch = asyncio.Event()
         self._projects: dict[str, Path] = {}
+        self._becoming: frozenset[str] = frozenset()  # watched for the next step of a queue being made
         self._pool_lock = threading.Lock()
         self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.swapping = False
@@ -566,13 +569,14 @@ class Engine:
             run.phase, run.quota_seen_at, run.resumed_at = "working", None, now
             await asyncio.to_thread(self.tmux.type_line, run.session, CONTINUE)
 
-    def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str]]:
-        """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions."""
+    def _plan(self) -> tuple[dict[str, Path], q.ScanResult, list[Task], list[str], frozenset[str]]:
+        """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions,
+        and the folders that may become projects."""
         projects = self._discover()
         scan = self.queue.scan(projects)
         ready = self._ready_tasks(scan, projects)
         idle = self._idle_sessions() if ready and self.state.dispatch != "paused" else []
-        return projects, scan, ready, idle
+        return projects, scan, ready, idle, self._becoming_projects(projects)
 
     async def dispatch_once(self) -> None:
         if self.swapping:
@@ -583,9 +587,9 @@ class Engine:
             first = self.config.accounts[0].name
             await self._swap(Trigger(reason=f"back to {first}: its limit has reset", target=first))
             return
-        projects, scan, ready, idle = await asyncio.to_thread(self._plan)
-        if projects != self._projects:
-            self._projects = projects
+        projects, scan, ready, idle, becoming = await asyncio.to_thread(self._plan)
+        if projects != self._projects or becoming != self._becoming:
+            self._projects, self._becoming = projects, becoming
             self._restart_file_watch()
         self.last_scan = scan
         self._scans += 1
@@ -1349,12 +1353,22 @@ class Engine:
         try:
             if await asyncio.to_thread(stop):
                 return
-            deadline = asyncio.get_running_loop().time() + RECYCLE_WAIT
-            while asyncio.get_running_loop().time() < deadline:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + RECYCLE_WAIT
+            typed = loop.time()
+            while loop.time() < deadline:
                 await asyncio.sleep(0.1)
                 look = await asyncio.to_thread(self._look, session)
                 if look is None or not agent_running(look.command):
                     return
+                if (
+                    loop.time() - typed >= EXIT_RETYPE
+                    and screen.read_state(look.text, self.patterns) == "idle"
+                ):
+                    # Typed while the agent was still starting, the line was lost to the terminal's
+                    # line editing; at its prompt now, it takes it.
+                    await asyncio.to_thread(self.tmux.type_line, session, "/exit")
+                    typed = loop.time()
             log.warning("%s: the agent did not exit; the session is recreated", session)
             await asyncio.to_thread(self.tmux.kill_session, session)
             await asyncio.to_thread(self.ensure_pool_now, 0)
@@ -1369,6 +1383,29 @@ class Engine:
     def _restart_file_watch(self) -> None:
         self._wake_files.set()
 
+    def _becoming_projects(self, projects: Mapping[str, Path]) -> frozenset[str]:
+        """Folders under projects_dir that may yet become projects: the folder while it has no
+        `.agent-queue`, else its `.agent-queue`. A clone or a copy makes the folder first and its files
+        later, and the watch on projects_dir alone sees only the folder."""
+        root = self.config.projects_dir
+        try:
+            entries = list(os.scandir(root)) if root is not None else []
+        except OSError:
+            return frozenset()
+        out: set[str] = set()
+        for entry in entries:
+            if entry.name.startswith(".") or projects.get(entry.name) == Path(entry.path):
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            queue = os.path.join(entry.path, ".agent-queue")
+            if not os.path.isdir(os.path.join(queue, "inbox")):  # one with an inbox was refused
+                out.add(queue if os.path.isdir(queue) else entry.path)
+        return frozenset(out)
+
     async def _watch_files(self) -> None:
         """Wake the dispatcher on inbox changes and the watcher on done signals (watchfiles)."""
         from watchfiles import Change, awatch
@@ -1381,6 +1418,8 @@ class Engine:
             if self.config.projects_dir and self.config.projects_dir.is_dir():
                 paths.append(str(self.config.projects_dir))
             paths = [p for p in paths if Path(p).is_dir()]
+            becoming = self._becoming
+            paths += sorted(becoming)
             # Files that arrived while the watch was (re)starting raise no event: look once it is up.
             for delay in (0.2, 1.0):
                 self._wake_later(self._wake_dispatch, delay)
@@ -1395,7 +1434,14 @@ class Engine:
                 ):
                     if any(Path(p).parent == Path(signals) for _, p in changes):
                         self._wake_watch.set()
-                    if any(Path(p).parent != Path(signals) and c != Change.deleted for c, p in changes):
+                    if any(
+                        c != Change.deleted
+                        and Path(p).parent != Path(signals)
+                        # In a folder becoming a project only its queue's next step counts, not the
+                        # edits of whoever works there.
+                        and (str(Path(p).parent) not in becoming or Path(p).name in (".agent-queue", "inbox"))
+                        for c, p in changes
+                    ):
                         self._wake_dispatch.set()
             except Exception:
                 current = asyncio.current_task()
