@@ -293,4 +293,14 @@ class LibtmuxClient:
         return int(value) if value.isdigit() else None
 
     def kill_server(self) -> None:
+        where = subprocess.run(
+            [*self._base(), "display-message", "-p", "#{socket_path}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         subprocess.run([*self._base(), "kill-server"], capture_output=True, check=False)
+        # tmux leaves a private server's socket file behind; nothing answers on it any more.
+        socket_path = where.stdout.strip()
+        if self.socket_name is not None and where.returncode == 0 and socket_path:
+            Path(socket_path).unlink(missing_ok=True)

@@ -101,3 +101,12 @@ def test_capture_many_reads_several_sessions_in_one_call(tmux: LibtmuxClient, tm
     assert set(texts) == {"one", "two words"}
     assert texts["one"] == tmux.capture("one", 20)
     assert texts["two words"] == tmux.capture("two words", 20)
+
+
+def test_killing_a_private_server_leaves_no_socket_file_behind(tmux: LibtmuxClient, tmp_path: Path) -> None:
+    tmux.new_session("ccl-auto-11", tmp_path)
+    socket_path = Path(tmux._cmd("display-message", "-p", "#{socket_path}")[0])
+    assert socket_path.exists()
+    tmux.kill_server()
+    assert not socket_path.exists()
+    assert tmux.list_sessions() == []
