@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,3 +138,16 @@ def engine_events(engine: Engine) -> list[str]:
 
 def new_engine(ws: Workspace, clock: Clock | None = None, **overrides: Any) -> Engine:
     return Engine(ws.config(**overrides), ws.tmux, clock=clock, api_error_backoff=0.2, full_scan=2.0)
+
+
+def start_headless(ws: Workspace, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`cfo --no-ui` on the workspace's config as a process of its own group, as under systemd."""
+    config = ws.root / "config.yaml"
+    config.write_text(json.dumps(ws.data), encoding="utf-8")  # JSON is YAML
+    return subprocess.Popen(
+        [sys.executable, "-m", "cfo_tui.cli", "--no-ui", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=(log or ws.root / "engine.log").open("ab"),
+        start_new_session=True,
+    )

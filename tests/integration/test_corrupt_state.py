@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
-from tests.integration.pipeline_support import Workspace, make_workspace
+from tests.integration.pipeline_support import Workspace, make_workspace, start_headless
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +23,6 @@ def ws(tmp_path: Path, tmux: LibtmuxClient) -> Workspace:
     ws = make_workspace(tmp_path / "ws", tmux, agents=2)
     ws.data["pool"]["autonomous"].update(min=2, max=2)
     return ws
-
-
-def start(ws: Workspace, log: Path) -> subprocess.Popen[bytes]:
-    config = ws.root / "config.yaml"
-    config.write_text(json.dumps(ws.data), encoding="utf-8")  # JSON is YAML
-    return subprocess.Popen(
-        [sys.executable, "-m", "cfo_tui.cli", "--no-ui", "--config", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        start_new_session=True,
-    )
 
 
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
@@ -54,7 +41,7 @@ def stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
 def test_a_corrupt_state_file_is_reported_kept_aside_and_rebuilt(ws: Workspace, damage: object) -> None:
     ran = ws.root / "ran.log"
     ws.add_task("web", "long", f"Long one\nsim: work 4s\nsim: append {ran} long", age=5)
-    first = start(ws, ws.root / "first.log")
+    first = start_headless(ws, ws.root / "first.log")
     try:
         wait_until(
             lambda: any(e["type"] == "submitted" for e in ws.events()), timeout=30, what="long submitted"
@@ -69,7 +56,7 @@ def test_a_corrupt_state_file_is_reported_kept_aside_and_rebuilt(ws: Workspace, 
     state.write_bytes(bad)
     ws.add_task("web", "next", f"Next one\nsim: work 100ms\nsim: append {ran} next")
     log = ws.root / "second.log"
-    second = start(ws, log)
+    second = start_headless(ws, log)
     try:
         wait_until(lambda: ws.done("web") == ["long.md", "next.md"], timeout=60, what="both done")
         assert stop(second, signal.SIGTERM) == 0

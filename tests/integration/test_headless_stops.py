@@ -14,7 +14,7 @@ import pytest
 
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
-from tests.integration.pipeline_support import Workspace, make_workspace
+from tests.integration.pipeline_support import Workspace, make_workspace, start_headless
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +24,11 @@ def ws(tmp_path: Path, tmux: LibtmuxClient) -> Workspace:
     return make_workspace(tmp_path / "ws", tmux, agents=2)
 
 
-def start(ws: Workspace, log: Path) -> subprocess.Popen[bytes]:
-    config = ws.root / "config.yaml"
-    config.write_text(json.dumps(ws.data), encoding="utf-8")  # JSON is YAML
-    return subprocess.Popen(
-        [sys.executable, "-m", "cfo_tui.cli", "--no-ui", "--config", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        start_new_session=True,  # its own process group, as under systemd
-    )
-
-
 @pytest.mark.parametrize("target", ["process", "process group"])
 def test_sigint_stops_it_with_status_0_and_the_running_task_saved(ws: Workspace, target: str) -> None:
     ws.add_task("proj", "long", "Long one\nsim: work 20s")
     log = ws.root / "engine.log"
-    proc = start(ws, log)
+    proc = start_headless(ws, log)
     try:
         wait_until(
             lambda: any(e["type"] == "submitted" for e in ws.events()), timeout=30, what="the task submitted"

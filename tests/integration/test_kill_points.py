@@ -19,7 +19,13 @@ from engine.launch import echoed
 from engine.screen import load_patterns, paste_pending
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
-from tests.integration.pipeline_support import SIM_STYLES, Workspace, make_workspace, use_sim_style
+from tests.integration.pipeline_support import (
+    SIM_STYLES,
+    Workspace,
+    make_workspace,
+    start_headless,
+    use_sim_style,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,18 +39,6 @@ def ws(tmp_path: Path, tmux: LibtmuxClient) -> Workspace:
     ws.data["pool"]["autonomous"].update(min=1, max=1)  # one agent: a session left unusable stalls it all
     ws.tmux.new_session(SESSION, ws.projects_dir, command=["/bin/sh"])  # readable by the test from the start
     return ws
-
-
-def start(ws: Workspace) -> subprocess.Popen[bytes]:
-    config = ws.root / "config.yaml"
-    config.write_text(json.dumps(ws.data), encoding="utf-8")  # JSON is YAML
-    return subprocess.Popen(
-        [sys.executable, "-m", "cfo_tui.cli", "--no-ui", "--config", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(ws.root / "engine.log").open("ab"),
-        start_new_session=True,
-    )
 
 
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
@@ -70,7 +64,7 @@ class Killed:
 
 def kill_when(ws: Workspace, point: Callable[[], bool], what: str) -> Killed:
     """Run the engine, SIGKILL its process group the moment `point()` holds (polled every few ms)."""
-    proc = start(ws)
+    proc = start_headless(ws)
     try:
         deadline = time.monotonic() + 30
         while not point():
@@ -90,7 +84,7 @@ def add_tasks(ws: Workspace, keys: list[str], ran: Path) -> None:
 
 
 def restart_and_finish(ws: Workspace, keys: list[str], ran: Path) -> None:
-    proc = start(ws)
+    proc = start_headless(ws)
     try:
         wait_until(
             lambda: ws.done("proj") == sorted(f"{k}.md" for k in keys),
@@ -189,7 +183,7 @@ def test_killed_while_the_agent_starts_and_restarted_before_it_reaches_its_promp
         "the agent of t0 starting",
     )
     assert killed.state == "launching"
-    proc = start(ws)
+    proc = start_headless(ws)
     try:
         # The new engine finds the claim before the agent is up; only then may the agent come up.
         wait_until(
