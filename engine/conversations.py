@@ -29,28 +29,38 @@ def _first_prompt_has(path: Path, marker: str, limit: int = 65536) -> bool:
     return marker in head
 
 
+def _conversations(account_home: Path, cwd: Path) -> list[tuple[str, os.DirEntry[str]]]:
+    """(UUID, entry) of every `<uuid>.jsonl` of the project; none if its folder cannot be read."""
+    try:
+        entries = list(os.scandir(conversation_dir(account_home, cwd)))
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        stem = entry.name[: -len(".jsonl")] if entry.name.endswith(".jsonl") else ""
+        if _UUID.match(stem):
+            out.append((stem.lower(), entry))
+    return out
+
+
 def conversation_for(account_home: Path, cwd: Path, marker: str, since: float = 0.0) -> str | None:
     """The UUID of the conversation, written since `since`, whose opening prompt carries `marker`.
 
     Several pool sessions may work in one project at once, so the newest file is not enough: the
     `[<id>.md]` prefix of the task's message tells them apart.
     """
-    folder = conversation_dir(account_home, cwd)
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.stat().st_mtime, reverse=True)
+        found = sorted(_conversations(account_home, cwd), key=lambda c: c[1].stat().st_mtime, reverse=True)
     except OSError:
         return None
-    for entry in entries:
-        stem = entry.name[: -len(".jsonl")] if entry.name.endswith(".jsonl") else ""
-        if not _UUID.match(stem):
-            continue
+    for uuid, entry in found:
         try:
             if entry.stat().st_mtime < since:
                 break
         except OSError:
             continue
         if _first_prompt_has(Path(entry.path), marker):
-            return stem.lower()
+            return uuid
     return None
 
 
@@ -113,19 +123,13 @@ def conversation_on_screen(
     """
     if not shown or len(shown[-1]) < MIN_ANSWER_MATCH:
         return None, 0
-    folder = conversation_dir(account_home, cwd)
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return None, 0
     scored: list[tuple[int, str]] = []
-    for entry in entries:
-        stem = entry.name[: -len(".jsonl")] if entry.name.endswith(".jsonl") else ""
-        if not _UUID.match(stem) or stem.lower() in exclude:
+    for uuid, entry in _conversations(account_home, cwd):
+        if uuid in exclude:
             continue
         said = recent_answers(Path(entry.path))
         if said and shown[-1] in said[-1]:
-            scored.append((_common_tail(shown, said), stem.lower()))
+            scored.append((_common_tail(shown, said), uuid))
     if not scored:
         return None, 0
     scored.sort(reverse=True)

@@ -1125,14 +1125,19 @@ class Engine:
         return reset.timestamp() if reset else None
 
     def _quota_evidence(self, run: Running, stop: screen.Stop, now: float) -> tuple[float | None, bool]:
-        """(reset time if the message names one, whether the transcript's latest turn ended on a 429 that
+        """The limit evidence of a pool run: its conversation's latest API-error record."""
+        return self._limit_evidence(stop, run.follower.stop if run.follower is not None else None, now)
+
+    def _limit_evidence(
+        self, stop: screen.Stop, ended_on: transcript.ApiError | None, now: float
+    ) -> tuple[float | None, bool]:
+        """(reset time if the message, or else the record the turn ended on, names one; whether that record
         is a usage limit: a server throttling requests answers 429 too, and is no confirmation)."""
-        record = run.follower.stop if run.follower is not None else None
-        from_record = screen.classify_record(record, self.patterns) if record is not None else None
-        confirmed = from_record is not None and from_record.kind == "quota"
+        by_record = screen.classify_record(ended_on, self.patterns) if ended_on is not None else None
+        confirmed = by_record is not None and by_record.kind == "quota"
         reset = self._reset_of(stop.message, now)
-        if reset is None and record is not None and confirmed:
-            reset = self._reset_of(record.text, now)
+        if reset is None and ended_on is not None and confirmed:
+            reset = self._reset_of(ended_on.text, now)
         return reset, confirmed
 
     def _decide_quota(
@@ -1187,6 +1192,10 @@ class Engine:
         decision, run.quota_seen_at = self._decide_quota(reset, confirmed, run.quota_seen_at, now)
         await self._quota_hit(run.session, stop, decision, reset, run.task.key, run.account)
 
+    def followed_conversations(self) -> frozenset[str]:
+        """The ids of the conversations pool runs follow: never a dedicated session's own."""
+        return frozenset(r.follower.uuid for r in self.running.values() if r.follower is not None)
+
     def _dedicated_record(self, name: str, text: str) -> transcript.ApiError | None:
         """Read what the dedicated session's own conversation appended since the last look; the API-error
         record that ended its turn if it arrived now.
@@ -1203,10 +1212,9 @@ class Engine:
         last = shown[-1] if shown else ""
         known = self._dedicated_conv.get(name)
         if known is None or known[0] != last:
-            others = frozenset(
-                r.follower.path.name[: -len(".jsonl")].lower() for r in self.running.values() if r.follower
+            uuid, _ = conversation_on_screen(
+                account.home, dedicated.project, shown, self.followed_conversations()
             )
-            uuid, _ = conversation_on_screen(account.home, dedicated.project, shown, others)
             path = conversation_dir(account.home, dedicated.project) / f"{uuid}.jsonl" if uuid else None
             # No match (an answer not written yet, say): the conversation followed so far stays followed.
             follower = known[1] if known is not None else None
@@ -1253,11 +1261,7 @@ class Engine:
                 continue
             known = self._dedicated_conv.get(name)
             ended_on = known[1].stop if known is not None and known[1] is not None else None
-            by_record = screen.classify_record(ended_on, self.patterns) if ended_on is not None else None
-            confirmed = by_record is not None and by_record.kind == "quota"
-            reset = self._reset_of(stop.message, now)
-            if reset is None and ended_on is not None and confirmed:
-                reset = self._reset_of(ended_on.text, now)
+            reset, confirmed = self._limit_evidence(stop, ended_on, now)
             decision, seen = self._decide_quota(reset, confirmed, self._dedicated_seen.get(name), now)
             if seen is not None:
                 self._dedicated_seen[name] = seen
@@ -1273,6 +1277,11 @@ class Engine:
             "how": how,
         }
 
+    def _forget_task(self, key: str) -> None:
+        """A task that completed or failed: one queued again under this id gets every retry afresh."""
+        self.state.requeues.pop(key, None)
+        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{key}", None)
+
     async def _complete(self, run: Running, how: str, interrupt: bool = False) -> None:
         try:
             await asyncio.to_thread(q.complete, run.claimed, self._footer(run, how))
@@ -1281,8 +1290,7 @@ class Engine:
         self._count("completed")
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         self.state.counters.pop(f"auth_failures:{run.session}", None)
-        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
-        self.state.requeues.pop(run.task.key, None)  # a task queued again under this id starts afresh
+        self._forget_task(run.task.key)
         self.emit(
             "completed",
             session=run.session,
@@ -1299,8 +1307,7 @@ class Engine:
         except TaskError as exc:
             log.error("%s", exc)
         self._count("failed")
-        self.state.requeues.pop(run.task.key, None)
-        self.state.counters.pop(f"{AUTH_TASK_FAILURES}{run.task.key}", None)
+        self._forget_task(run.task.key)
         self.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
         await self._release(run, stop_agent=True)
 

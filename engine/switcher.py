@@ -74,7 +74,7 @@ def mark_exhausted(state: State, account: str, until: float) -> None:
 def _conversation_of(run: Running, old: Account) -> str | None:
     """The UUID of the run's conversation: the file the quota monitor follows, else found by its marker."""
     if run.follower is not None and run.follower.path.exists():
-        return run.follower.path.name[: -len(".jsonl")].lower()
+        return run.follower.uuid
     return conversation_for(old.home, run.task.project_dir, f"[{run.task.filename}]", run.claimed_at - 60)
 
 
@@ -106,10 +106,8 @@ def _on_screen(engine: Engine, name: str, project: Path, old: Account) -> tuple[
     """The dedicated session's conversation as its screen shows it: (UUID or None, how many matched).
     Conversations that pool runs follow are someone else's."""
     text = engine.tmux.capture(name, SCROLLBACK)
-    others = frozenset(
-        r.follower.path.name[: -len(".jsonl")].lower() for r in engine.running.values() if r.follower
-    )
-    return conversation_on_screen(old.home, project, screen.shown_answers(text, engine.patterns), others)
+    shown = screen.shown_answers(text, engine.patterns)
+    return conversation_on_screen(old.home, project, shown, engine.followed_conversations())
 
 
 async def _ask_status(engine: Engine, name: str) -> str | None:

@@ -177,6 +177,11 @@ class Follower:
     offset: int | None = None
     stop: ApiError | None = None
 
+    @property
+    def uuid(self) -> str:
+        """The conversation's id: its file's name without `.jsonl`."""
+        return self.path.name[: -len(".jsonl")].lower()
+
     def poll(self) -> ApiError | None:
         """Read what was appended; the API-error record that ended the turn if it arrived in this read."""
         try:
