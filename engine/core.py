@@ -138,7 +138,6 @@ class Engine:
         self._activity_seen: dict[str, int] = {}
         self._resume_failures: dict[str, int] = {}
         self._refused_projects: set[str] = set()
-        self._live_seen: set[str] = set()  # the sessions the watcher's last listing saw
         self._scans = 0
         self.delegation_poll = delegation_poll
         self.delegation = DelegationManager.from_config(
@@ -940,11 +939,11 @@ class Engine:
 
     # ----------------------------------------------------------------- watcher
 
-    def _look_all(self, names: list[str], quiet: list[str]) -> dict[str, Look]:
+    def _look_all(self, names: list[str], quiet: list[str]) -> tuple[dict[str, Look], set[str]]:
         """One look at every session in `names`, and at those in `quiet` whose window printed something
-        since the last look (idle agents print nothing, so they cost nothing): three tmux calls at most."""
+        since the last look (idle agents print nothing, so they cost nothing): three tmux calls at most.
+        Also the names of every live session, from the same listing."""
         commands = self.tmux.pane_commands()
-        self._live_seen = set(commands)
         wanted = [n for n in names if n in commands]
         if quiet:
             activity = self.tmux.pane_activity()
@@ -955,7 +954,7 @@ class Engine:
                     wanted.append(name)
                     self._activity_seen[name] = int(time.time())
         texts = self.tmux.capture_many(wanted, CAPTURE_LINES)
-        return {n: Look(command=commands[n], text=texts[n]) for n in wanted if n in texts}
+        return {n: Look(command=commands[n], text=texts[n]) for n in wanted if n in texts}, set(commands)
 
     async def watch_once(self) -> None:
         working = [r for r in self.running.values() if r.phase == "working"]
@@ -965,11 +964,11 @@ class Engine:
             return
         awaiting = [n for n in dedicated if n in self._dedicated_seen]  # due a second look, printed or not
         quiet = [n for n in dedicated if n not in self._dedicated_seen]
-        looks = await asyncio.to_thread(self._look_all, [r.session for r in working] + awaiting, quiet)
+        looks, live = await asyncio.to_thread(self._look_all, [r.session for r in working] + awaiting, quiet)
         await asyncio.gather(*(self._check(r, looks.get(r.session)) for r in working))
         if dedicated and not self.swapping:
             await self._watch_dedicated(looks, self.clock.now())
-        await self._keep_pool(self._live_seen)
+        await self._keep_pool(live)
 
     async def _keep_pool(self, live: set[str] | list[str]) -> None:
         """Recreate pool sessions when fewer than `min` are alive (one was killed or its shell exited);
