@@ -16,6 +16,7 @@ from typing import Any
 
 from engine import queue as q
 from engine import screen, transcript
+from engine.accounts import next_usable
 from engine.atomic import atomic_write
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock, iso
@@ -54,7 +55,7 @@ from engine.state import Failure, SessionKind, SessionState, State, StateStore
 from engine.statusapi import StatusApiError, StatusServer
 from engine.statusviews import metrics_text, routes
 from engine.stophook import StopHookError, install_stop_hook
-from engine.switcher import Trigger, next_usable, swap
+from engine.switcher import Trigger, swap
 from engine.symlinks import ensure_links
 from engine.tasks import DoneListing, Task, TaskError, read_task, resolve_dependencies, task_id_of
 from engine.throughput import Throughput
@@ -548,15 +549,14 @@ class Engine:
         if self.state.active_account in (None, first) or now < self.cooldown_until:
             return False
         usable = self.state.accounts.get(first)
-        return usable is not None and usable.usable_again_at is not None and usable.usable_again_at <= now
+        return usable is not None and usable.usable_again_at is not None and usable.usable_at(now)
 
     async def _limit_reset(self) -> None:
         """The earliest limit has reset: resume dispatch, and the waiting conversations where they can run."""
         now = self.clock.now()
         self.state.dispatch, self.state.paused_until = "running", None
         for account in self.state.accounts.values():
-            if account.usable_again_at is not None and account.usable_again_at <= now:
-                account.last_reset, account.usable_again_at = account.usable_again_at, None
+            account.reset_if_passed(now)
         self.save()
         self.emit("resumed", reason="limit reset", account=self.state.active_account)
         waiting = [r for r in self.running.values() if r.phase == "waiting"]

@@ -75,6 +75,17 @@ class AccountState:
     last_reset: float | None = None
     """When its last limit reset: the start of the usage the console counts for it."""
 
+    def usable_at(self, now: float) -> bool:
+        """No limit is recorded, or the one recorded has reset by `now`."""
+        return self.usable_again_at is None or self.usable_again_at <= now
+
+    def reset_if_passed(self, now: float) -> bool:
+        """Make a limit that has reset by `now` history (its time becomes `last_reset`); True if it did."""
+        if self.usable_again_at is None or self.usable_again_at > now:
+            return False
+        self.last_reset, self.usable_again_at = self.usable_again_at, None
+        return True
+
 
 @dataclass
 class State:
@@ -99,6 +110,11 @@ class State:
     def add_swap(self, swap: SwapRecord) -> None:
         self.swaps.append(swap)
         del self.swaps[:-MAX_SWAPS]
+
+    def account_usable(self, name: str, now: float) -> bool:
+        """The one test of whether account `name` may be used at `now` (unknown accounts are)."""
+        account = self.accounts.get(name)
+        return account is None or account.usable_at(now)
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from engine import queue as q
 from engine import screen
-from engine.config import Account, Config
+from engine.accounts import earliest_reset, mark_exhausted, next_usable
+from engine.config import Account
 from engine.conversations import conversation_dir, conversation_for, conversation_on_screen
 from engine.launch import (
     LaunchError,
@@ -22,7 +23,7 @@ from engine.launch import (
 )
 from engine.lifecycle import create_sessions
 from engine.runtime import Running
-from engine.state import AccountState, State, SwapRecord
+from engine.state import SwapRecord
 from engine.symlinks import ensure_links
 from engine.tasks import TaskError
 from engine.tmux import TmuxError
@@ -46,29 +47,6 @@ class Trigger:
     snippet: str | None = None
     reset_at: float | None = None
     target: str | None = None  # a named account (prefer_first's return); else the next usable one
-
-
-def next_usable(config: Config, state: State, current: str | None, now: float) -> Account | None:
-    """The first account after `current`, in config order and wrapping round, usable at `now`."""
-    names = [a.name for a in config.accounts]
-    start = names.index(current) + 1 if current in names else 0
-    for i in range(len(names)):
-        account = config.accounts[(start + i) % len(names)]
-        if account.name == current:
-            continue
-        usable = state.accounts.get(account.name)
-        if usable is None or usable.usable_again_at is None or usable.usable_again_at <= now:
-            return account
-    return None
-
-
-def earliest_reset(state: State) -> float | None:
-    times = [a.usable_again_at for a in state.accounts.values() if a.usable_again_at is not None]
-    return min(times) if times else None
-
-
-def mark_exhausted(state: State, account: str, until: float) -> None:
-    state.accounts.setdefault(account, AccountState(name=account)).usable_again_at = until
 
 
 def _conversation_of(run: Running, old: Account) -> str | None:
@@ -216,8 +194,8 @@ async def swap(engine: Engine, trigger: Trigger) -> str | None:
         log.error("every account is exhausted; dispatch paused until %s", until)
         return None
     arrived = state.accounts.get(target.name)
-    if arrived is not None and arrived.usable_again_at is not None and arrived.usable_again_at <= now:
-        arrived.last_reset, arrived.usable_again_at = arrived.usable_again_at, None  # its limit is history
+    if arrived is not None:
+        arrived.reset_if_passed(now)  # its limit is history
     result = await asyncio.to_thread(ensure_links, config)
     for problem in result.problems:
         log.error("swap: %s: %s", problem.key, problem.message)
