@@ -26,6 +26,7 @@ PASTE_SETTLE = 0.3
 SUBMIT_ATTEMPTS = 3
 SUBMIT_CONFIRM = 2.0
 EMPTY_BODY = "Work on the task described by the file name."
+CONTINUE = "continue"  # what a resumed conversation is told
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from engine.config import Account, AgentConfig
+from engine.conversations import conversation_for
+from engine.launch import CONTINUE, Launch, command_line, render_message, task_marker
 from engine.tasks import Task
 
 if TYPE_CHECKING:
@@ -46,3 +49,27 @@ class Running:
     stop: Stop | None = None
     follower: Follower | None = None
     follower_account: str | None = None
+
+    def launch(
+        self, agent: AgentConfig, account: Account, resume_id: str | None, resumed: bool = False
+    ) -> Launch:
+        """What to type for this run under `account`: the task's message, or just "continue" when
+        `resumed` (the conversation `resume_id` already holds the task)."""
+        task = self.task
+        return Launch(
+            session=self.session,
+            line=command_line(
+                task.project_dir, account.home, agent.command, agent.args, self.model, resume_id
+            ),
+            message=CONTINUE if resumed else render_message(agent.message_template, task.filename, task.body),
+            marker=CONTINUE if resumed else task_marker(task.filename),
+            prompt_timeout=agent.prompt_timeout,
+        )
+
+    def conversation_in(self, account_home: Path) -> str | None:
+        """The UUID of the conversation under `account_home` that opened with this run's task marker,
+        begun after (a minute's slack) the claim."""
+        task = self.task
+        return conversation_for(
+            account_home, task.project_dir, task_marker(task.filename), self.claimed_at - 60
+        )

@@ -26,6 +26,9 @@ IDLE = "idle"
 LAUNCHING = "launching"
 WORKING = "working"
 STALLED = "stalled"
+RECYCLING = "recycling"
+OUT_OF_POOL = "out of pool"  # its login failed twice: never dispatched into until the engine restarts
+SESSION_STATES = (IDLE, LAUNCHING, WORKING, STALLED, RECYCLING, OUT_OF_POOL)
 
 
 class StateError(ValueError):

@@ -5,16 +5,32 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.clock import iso
+from engine.config import Config
+from engine.delegation.manager import DelegationManager
 from engine.snapshot import Snapshot, snapshot_json
+from engine.state import SESSION_STATES
 from engine.statusapi import Metric, render_metrics
+from engine.watchdog import Watchdog
 
-if TYPE_CHECKING:
-    from engine.core import Engine
 
-SESSION_STATES = ("idle", "launching", "working", "stalled", "recycling", "out of pool")
+class Engine(Protocol):
+    """What the views read of the engine."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def delegation(self) -> DelegationManager | None: ...
+
+    @property
+    def watchdog(self) -> Watchdog: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+
 DELEGATION_COUNTERS = ("submitted", "submit_failed", "fallbacks", "completed", "failed")
 
 

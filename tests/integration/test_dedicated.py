@@ -191,8 +191,7 @@ def test_a_limit_in_new_wording_in_a_dedicated_session_swaps_on_its_transcript_r
     asked: list[bool] = []
 
     def hit_the_limit_once_followed() -> None:
-        known = engine._dedicated_conv.get("ccl-1-vault")
-        if not asked and known is not None and known[1] is not None:  # its conversation is followed
+        if not asked and engine.quota.conversation("ccl-1-vault") is not None:  # its conversation is followed
             asked.append(True)
             home = ws.root / "accounts" / "primary"
             (home / "sim-quota").write_text("Your plan's allowance is used up for now")
@@ -213,14 +212,13 @@ def test_a_server_throttle_429_in_a_dedicated_session_does_not_swap(ws: Workspac
     throttle = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
 
     def throttled_once_followed() -> None:
-        known = engine._dedicated_conv.get("ccl-1-vault")
-        if not typed and known is not None and known[1] is not None:
+        if not typed and engine.quota.conversation("ccl-1-vault") is not None:
             typed.append(True)
             ws.tmux.type_line("ccl-1-vault", f'sim: quota "{throttle}"')
 
     def judged() -> bool:
-        known = engine._dedicated_conv.get("ccl-1-vault")
-        record = known[1].stop if known is not None and known[1] is not None else None
+        followed = engine.quota.conversation("ccl-1-vault")
+        record = followed.stop if followed is not None else None
         return record is not None and record.status == 429  # the monitor read the record
 
     run_engine(engine, judged, timeout=60, during=throttled_once_followed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
     [swap] = swaps(ws)
     assert (swap["from_account"], swap["account"]) == ("primary", "secondary")
     assert swap["pattern"] == "hit_your_limit" and swap["session"] in ("ccl-auto-11", "ccl-auto-12")
-    assert sorted(swap["resumed"]) == ["ccl-auto-11", "ccl-auto-12"]  # type: ignore[arg-type]
+    assert sorted(cast(list[str], swap["resumed"])) == ["ccl-auto-11", "ccl-auto-12"]
     assert sorted(ran.read_text().split()) == ["A", "B"]  # each finished once, after the swap
     assert footer_account(ws, "web", "a-limited.md") == "secondary"
     assert footer_account(ws, "web", "b-long.md") == "secondary"
@@ -334,7 +335,7 @@ def test_a_limit_shown_in_a_dedicated_session_swaps_the_accounts(
     asked: list[bool] = []
 
     def hit_the_limit_once_watched() -> None:
-        if not asked and "ccl-1-vault" in engine._dedicated_text:  # after the engine's first look
+        if not asked and engine.quota.has_looked("ccl-1-vault"):  # after the engine's first look
             asked.append(True)
             (ws.root / "accounts" / "primary" / "sim-quota").write_text("Claude usage limit reached.")
             ws.tmux.type_line("ccl-1-vault", "one more thing")

@@ -46,7 +46,7 @@ def test_a_project_named_with_control_characters_is_refused_and_nothing_is_typed
     ws.add_task("web", "fine", "Run me\nsim: work 100ms")
     engine = new_engine(ws)
     with caplog.at_level(logging.ERROR):
-        run_engine(engine, lambda: ws.done("web") == ["fine.md"] and engine._scans >= 3, timeout=60)
+        run_engine(engine, lambda: ws.done("web") == ["fine.md"] and engine.dispatcher.scans >= 3, timeout=60)
     assert "PWNED" not in everything_under(ws.root, Path.home())
     assert ws.inbox(hostile) == ["evil.md"]  # never claimed, never moved
     assert not [e for e in ws.events() if hostile in str(e.get("task", ""))]

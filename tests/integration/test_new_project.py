@@ -47,7 +47,7 @@ def test_a_project_made_at_once_gets_its_task_done_without_a_full_scan(ws: Works
     steps: list[str] = []
 
     def make_project() -> None:
-        if not steps and e._scans >= 1:  # the engine is up and has done its first round
+        if not steps and e.dispatcher.scans >= 1:  # the engine is up and has done its first round
             inbox.mkdir(parents=True)
             rename_in(inbox, "hello", "Hello\nsim: work 100ms")
             steps.append("made")
@@ -66,13 +66,13 @@ def test_a_project_whose_queue_appears_after_its_folder_is_still_watched(ws: Wor
         # Past the engine's start-up rounds, so that only the file watch can wake it.
         if not steps and ws.done("existing") == ["warm.md"] and not e.running:
             folder.mkdir()  # as a clone does: the folder first, its files a while later
-            steps.append(e._scans)
-        elif len(steps) == 1 and e._scans > steps[0]:  # the engine looked: not a project yet
+            steps.append(e.dispatcher.scans)
+        elif len(steps) == 1 and e.dispatcher.scans > steps[0]:  # the engine looked: not a project yet
             inbox.parent.mkdir()
-            steps.append(e._scans)
-        elif len(steps) == 2 and e._scans > steps[1]:  # nor now
+            steps.append(e.dispatcher.scans)
+        elif len(steps) == 2 and e.dispatcher.scans > steps[1]:  # nor now
             inbox.mkdir()
             rename_in(inbox, "hello", "Hello\nsim: work 100ms")
-            steps.append(e._scans)
+            steps.append(e.dispatcher.scans)
 
     run_engine(e, lambda: done(folder) == ["hello.md"], timeout=20, during=make_project_in_steps)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from engine.clock import FakeClock
+from engine.context import CAPTURE_LINES
 from engine.conversations import conversation_dir
-from engine.core import CAPTURE_LINES, LAUNCH_RETRY_AFTER
+from engine.dispatcher import LAUNCH_RETRY_AFTER
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import (
     SIM_STYLES,
@@ -184,14 +185,14 @@ def test_a_resume_id_is_dropped_after_two_failed_launches_but_a_newer_one_is_kep
     saved = ws.root / "resume" / "ccl-auto-11-resume-id.txt"
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(UUID)
-    assert engine._resume_id("ccl-auto-11") == UUID
-    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    assert engine.resume_ids.get("ccl-auto-11") == UUID
+    engine.resume_ids.used("ccl-auto-11", UUID, launched=False)
     assert saved.exists()
-    engine._resume_used("ccl-auto-11", UUID, launched=False)
+    engine.resume_ids.used("ccl-auto-11", UUID, launched=False)
     assert not saved.exists()
     newer = UUID.replace("605d", "705d")
     saved.write_text(newer)
-    engine._resume_used("ccl-auto-11", UUID, launched=True)  # not the id that launch used
+    engine.resume_ids.used("ccl-auto-11", UUID, launched=True)  # not the id that launch used
     assert saved.read_text() == newer
 
 

@@ -14,6 +14,7 @@ from engine.clock import FakeClock
 from engine.config import config_from_dict
 from engine.conversations import conversation_dir
 from engine.core import Engine
+from engine.quota import SECOND_LOOK, decide
 from engine.runtime import Look, Running
 from engine.switcher import Trigger
 from engine.tasks import parse_task
@@ -56,7 +57,7 @@ def setup(tmp_path: Path) -> tuple[Engine, Running, FakeClock, list[Trigger]]:
     async def record(trigger: Trigger) -> None:
         swaps.append(trigger)
 
-    engine._swap = record  # type: ignore[method-assign]
+    engine.switcher.swap = record  # type: ignore[method-assign]
     return engine, run, clock, swaps
 
 
@@ -71,13 +72,13 @@ def test_a_screen_only_hit_without_reset_swaps_only_on_a_second_look_two_seconds
 ) -> None:
     engine, run, clock, swaps = setup
     hit = stop("Claude usage limit reached.")
-    asyncio.run(engine._on_quota(run, hit, clock.now()))
+    asyncio.run(engine.quota.on_pool_stop(run, hit, clock.now()))
     assert swaps == []
     clock.advance(1.0)
-    asyncio.run(engine._on_quota(run, hit, clock.now()))
+    asyncio.run(engine.quota.on_pool_stop(run, hit, clock.now()))
     assert swaps == []
     clock.advance(1.0)
-    asyncio.run(engine._on_quota(run, hit, clock.now()))
+    asyncio.run(engine.quota.on_pool_stop(run, hit, clock.now()))
     assert [t.pattern for t in swaps] == [hit.pattern]
 
 
@@ -85,7 +86,7 @@ def test_a_hit_with_a_reset_time_swaps_at_once(
     setup: tuple[Engine, Running, FakeClock, list[Trigger]],
 ) -> None:
     engine, run, clock, swaps = setup
-    asyncio.run(engine._on_quota(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
+    asyncio.run(engine.quota.on_pool_stop(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
     assert len(swaps) == 1 and swaps[0].reset_at is not None and swaps[0].reset_at > clock.now()
 
 
@@ -93,12 +94,25 @@ def test_a_hit_inside_the_cooldown_is_ignored(
     setup: tuple[Engine, Running, FakeClock, list[Trigger]],
 ) -> None:
     engine, run, clock, swaps = setup
-    engine.cooldown_until = clock.now() + 300
-    asyncio.run(engine._on_quota(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
+    engine.switcher.cooldown_until = clock.now() + 300
+    asyncio.run(engine.quota.on_pool_stop(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
     assert swaps == []
     clock.advance(301)
-    asyncio.run(engine._on_quota(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
+    asyncio.run(engine.quota.on_pool_stop(run, stop("5-hour limit reached ∙ resets 3am"), clock.now()))
     assert len(swaps) == 1
+
+
+def test_the_decision_is_a_function_of_the_evidence_the_first_sighting_and_the_time() -> None:
+    now = 1000.0
+    assert decide((None, False), None, now, False, 0.0) == ("first look: confirm on a second look", now)
+    later = now + SECOND_LOOK
+    assert decide((None, False), now, later, False, 0.0) == ("swap: seen twice", now)
+    assert decide((None, True), None, now, False, 0.0) == ("swap: transcript 429", None)
+    assert decide((now + 60, False), None, now, False, 0.0)[0] == "swap: reset time shown"
+    assert decide((now + 60, True), None, now, True, 0.0)[0] == "swap under way"
+    assert (
+        decide((now + 60, True), None, now, False, now + 1)[0] == "ignored: within the cooldown after a swap"
+    )
 
 
 # --- what a look at a working session reads: the transcript first, then what is new on screen --------
@@ -143,11 +157,11 @@ def test_a_429_rate_limit_record_is_a_hit_whatever_the_screen_says(
 ) -> None:
     engine, run, _, swaps = setup
     write_conversation(engine, run, record("user", text="[t.md] Task"))
-    asyncio.run(engine._check(run, look(PROMPT + BOX)))
+    asyncio.run(engine.watcher.check(run, look(PROMPT + BOX)))
     write_conversation(engine, run, api_error(429, "rate_limit", UNKNOWN_LIMIT))
     pane = PROMPT + f"  ⎿  {UNKNOWN_LIMIT}\n\n✻ Worked for 3s\n" + BOX
     assert screen.classify(pane) is None  # wording the patterns do not know
-    asyncio.run(engine._check(run, look(pane)))
+    asyncio.run(engine.watcher.check(run, look(pane)))
     assert [t.pattern for t in swaps] == ["transcript:rate_limit"]
     assert run.phase == "working"  # the turn that ended on the limit is not a completion
 
@@ -159,11 +173,11 @@ def test_a_done_signal_for_a_turn_that_ended_on_an_api_error_record_is_refused(
     write_conversation(
         engine, run, record("user", text="[t.md] Task"), api_error(418, "teapot", "Something went wrong")
     )
-    signal = engine._signal(run.session)
+    signal = engine.ctx.signal(run.session)
     signal.parent.mkdir(parents=True, exist_ok=True)
     signal.touch()
     pane = PROMPT + "  ⎿  Something went wrong\n\n✻ Worked for 3s\n" + BOX
-    asyncio.run(engine._check(run, look(pane)))  # a completion would reach tmux and fail the test
+    asyncio.run(engine.watcher.check(run, look(pane)))  # a completion would reach tmux and fail the test
     assert run.phase == "working" and not signal.exists() and swaps == []
 
 
@@ -174,20 +188,20 @@ def test_a_server_throttle_429_record_is_a_server_error_not_a_confirmation(
     throttle = (TRANSCRIPTS / "server-throttle-429.jsonl").read_text(encoding="utf-8").splitlines()[-1]
     write_conversation(engine, run, record("user", text="[t.md] Task"), throttle)
     pane = PROMPT + "  ⎿  Claude usage limit reached.\n" + BOX
-    asyncio.run(engine._check(run, look(pane)))
+    asyncio.run(engine.watcher.check(run, look(pane)))
     assert swaps == [] and run.retry_at is not None  # backing off as for any server error
     run.retry_at, run.stop = None, None
     hit = stop("Claude usage limit reached.")
-    assert engine._quota_evidence(run, hit, clock.now()) == (None, False)
+    assert engine.quota.evidence(run, hit, clock.now()) == (None, False)
 
 
 def test_an_old_529_in_the_same_turn_does_not_block_a_fresh_hit(
     setup: tuple[Engine, Running, FakeClock, list[Trigger]],
 ) -> None:
     engine, run, _, swaps = setup
-    asyncio.run(engine._check(run, look(PROMPT + ERR_529 + BOX)))
+    asyncio.run(engine.watcher.check(run, look(PROMPT + ERR_529 + BOX)))
     assert swaps == [] and run.retry_at is not None
-    asyncio.run(engine._check(run, look(PROMPT + ERR_529 + ERR_QUOTA + BOX)))
+    asyncio.run(engine.watcher.check(run, look(PROMPT + ERR_529 + ERR_QUOTA + BOX)))
     assert [t.pattern for t in swaps] == ["hit_your_limit"]
 
 
@@ -196,10 +210,10 @@ def test_a_screen_only_hit_is_judged_again_on_the_second_look_though_the_pane_di
 ) -> None:
     engine, run, clock, swaps = setup
     pane = PROMPT + "  ⎿  Claude usage limit reached.\n" + BOX
-    asyncio.run(engine._check(run, look(pane)))
+    asyncio.run(engine.watcher.check(run, look(pane)))
     assert swaps == [] and run.quota_seen_at == clock.now()
     clock.advance(2.0)
-    asyncio.run(engine._check(run, look(pane)))
+    asyncio.run(engine.watcher.check(run, look(pane)))
     assert [t.pattern for t in swaps] == ["usage_limit_reached"]
 
 
@@ -214,30 +228,30 @@ def test_prefer_first_returns_only_once_a_recorded_limit_has_reset_and_the_coold
     from engine.state import AccountState
 
     engine, _, clock, _ = setup
-    engine.config = replace(engine.config, quota=replace(engine.config.quota, prefer_first=True))
+    engine.ctx.config = replace(engine.config, quota=replace(engine.config.quota, prefer_first=True))
     engine.state.active_account = "b"
-    assert not engine._prefer_first_due()  # the operator moved away: no limit of "a" was recorded
+    assert not engine.quota.prefer_first_due()  # the operator moved away: no limit of "a" was recorded
     engine.state.accounts["a"] = AccountState("a", usable_again_at=clock.now() + 60)
-    assert not engine._prefer_first_due()  # not reset yet
+    assert not engine.quota.prefer_first_due()  # not reset yet
     clock.advance(61)
-    engine.cooldown_until = clock.now() + 10
-    assert not engine._prefer_first_due()  # a swap just happened
+    engine.switcher.cooldown_until = clock.now() + 10
+    assert not engine.quota.prefer_first_due()  # a swap just happened
     clock.advance(10)
-    assert engine._prefer_first_due()
+    assert engine.quota.prefer_first_due()
 
 
 def test_the_forensic_line_is_logged_once_per_detection_and_decision(
     setup: tuple[Engine, Running, FakeClock, list[Trigger]], caplog: pytest.LogCaptureFixture
 ) -> None:
     engine, run, clock, swaps = setup
-    engine.cooldown_until = clock.now() + 300
+    engine.switcher.cooldown_until = clock.now() + 300
     pane = PROMPT + "  ⎿  Claude usage limit reached.\n" + BOX
     for _ in range(3):
-        asyncio.run(engine._check(run, look(pane)))
+        asyncio.run(engine.watcher.check(run, look(pane)))
         clock.advance(1.0)
-    engine.cooldown_until = 0.0
+    engine.switcher.cooldown_until = 0.0
     for _ in range(3):
-        asyncio.run(engine._check(run, look(pane)))
+        asyncio.run(engine.watcher.check(run, look(pane)))
         clock.advance(1.0)
     decisions = [r.getMessage().split("decision=")[1] for r in caplog.records if "quota:" in r.getMessage()]
     assert decisions == [
@@ -250,7 +264,7 @@ def test_the_forensic_line_is_logged_once_per_detection_and_decision(
 
 
 def test_a_task_failing_auth_in_two_sessions_fails_on_its_second_failure(
-    setup: tuple[Engine, Running, FakeClock, list[Trigger]],
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
@@ -263,13 +277,13 @@ def test_a_task_failing_auth_in_two_sessions_fails_on_its_second_failure(
     async def give_up(r: Running, reason: str) -> None:
         outcomes.append(("failed", r.session, reason))
 
-    engine._requeue = requeue  # type: ignore[method-assign]
-    engine._give_up = give_up  # type: ignore[method-assign]
-    engine.save = lambda: None  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.finisher, "requeue", requeue)
+    monkeypatch.setattr(engine.finisher, "give_up", give_up)
+    engine.ctx.save = lambda: None  # type: ignore[method-assign]
     auth = screen.match_stop("Not logged in · Please run /login")
     assert auth is not None and auth.kind == "auth"
-    asyncio.run(engine._on_auth(run, auth))
-    asyncio.run(engine._on_auth(replace(run, session="ccl-auto-12", phase="working"), auth))
+    asyncio.run(engine.watcher.on_auth(run, auth))
+    asyncio.run(engine.watcher.on_auth(replace(run, session="ccl-auto-12", phase="working"), auth))
     assert [o[:2] for o in outcomes] == [("requeued", "ccl-auto-11"), ("failed", "ccl-auto-12")]
     assert "auth failure twice" in outcomes[1][2]
     assert all(s.state != "out of pool" for s in engine.state.sessions.values())  # each failed only once
@@ -293,5 +307,5 @@ def test_the_conversation_of_an_earlier_run_of_the_same_task_is_not_followed(
         api_error(429, "rate_limit", UNKNOWN_LIMIT),
     )
     os.utime(old, (run.claimed_at - 0.5, run.claimed_at - 0.5))  # written just before the claim
-    asyncio.run(engine._check(run, look(PROMPT + BOX)))
+    asyncio.run(engine.watcher.check(run, look(PROMPT + BOX)))
     assert run.follower is None and run.stop is None and swaps == []

@@ -38,15 +38,15 @@ def test_done_today_counts_per_local_day_and_old_days_age_out(tmp_path: Path) ->
     clock = FakeClock()
     engine = Engine(config, NoTmux(), clock=clock)  # type: ignore[arg-type]
     first_day = day_of(clock.now())
-    engine._count("completed")
-    engine._count("completed")
+    engine.ctx.count("completed")
+    engine.ctx.count("completed")
     clock.advance(86400)
-    engine._count("completed")
-    engine._count("failed")
+    engine.ctx.count("completed")
+    engine.ctx.count("failed")
     snap = engine.snapshot()
     assert snap.today("completed") == 1 and snap.today("failed") == 1
     assert snap.counters["completed"] == 3 and snap.counters[f"completed:{first_day}"] == 2
     clock.advance(8 * 86400)
-    engine._count("completed")
+    engine.ctx.count("completed")
     assert f"completed:{first_day}" not in engine.state.counters
     assert engine.snapshot().today("completed") == 1

@@ -1,0 +1,290 @@
+"""Dispatcher: each round scans the queues, resolves dependencies, hands delegated tasks off, claims the
+ready tasks in priority order and launches them in idle pool sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from engine import queue as q
+from engine.context import Context
+from engine.delegation.manager import DelegationManager
+from engine.delegation.router import Decision
+from engine.filewatch import FileWatch, becoming_projects
+from engine.finisher import Finisher
+from engine.launch import LaunchError, agent_running, paste_and_submit, start_agent
+from engine.quota import QuotaMonitor
+from engine.resumeids import ResumeIds
+from engine.runtime import Running
+from engine.safetext import visible
+from engine.state import IDLE, LAUNCHING, OUT_OF_POOL, WORKING, Failure
+from engine.switcher import Switcher
+from engine.tasks import DoneListing, Task, TaskError, resolve_dependencies, task_id_of
+from engine.tmux import TmuxError
+
+log = logging.getLogger(__name__)
+
+LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
+
+Plan = tuple[dict[str, Path], q.ScanResult, list[Task], list[str], frozenset[str]]
+
+
+class Dispatcher:
+    """Inbox to idle pool session, exactly once: a task is claimed (and the claim saved) before any
+    message reaches an agent."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        finisher: Finisher,
+        quota: QuotaMonitor,
+        switcher: Switcher,
+        resume_ids: ResumeIds,
+        files: FileWatch,
+        delegation: DelegationManager | None,
+    ) -> None:
+        self.ctx = ctx
+        self.finisher = finisher
+        self.quota = quota
+        self.switcher = switcher
+        self.resume_ids = resume_ids
+        self.files = files
+        self.delegation = delegation
+        self.scans = 0
+        """Rounds that scanned the queues."""
+        self.dispatchable = 0
+        """Tasks ready to run at the last round."""
+
+    def is_drained(self) -> bool:
+        """Nothing runs and nothing can be dispatched: the demo's headless run stops here."""
+        ctx = self.ctx
+        return not ctx.running and self.dispatchable == 0 and ctx.last_scan.unsettled == 0 and self.scans > 0
+
+    def _plan(self) -> Plan:
+        """A dispatch round's blocking part in one thread hop: projects, scan, ready tasks, idle sessions,
+        and the folders that may become projects."""
+        ctx = self.ctx
+        projects = ctx.discover()
+        scan = ctx.queue.scan(projects)
+        ready = self._ready_tasks(scan, projects)
+        idle = self.idle_sessions() if ready and ctx.state.dispatch != "paused" else []
+        return projects, scan, ready, idle, becoming_projects(ctx.config.projects_dir, projects)
+
+    async def dispatch_once(self) -> None:
+        ctx = self.ctx
+        if self.switcher.swapping:
+            return
+        if self.quota.reset_due():
+            await self.quota.limit_reset()
+        if self.quota.prefer_first_due():
+            await self.quota.return_to_first()
+            return
+        projects, scan, ready, idle, becoming = await asyncio.to_thread(self._plan)
+        self.files.update(projects, becoming)
+        ctx.last_scan = scan
+        self.scans += 1
+        self.dispatchable = len(ready)
+        for problem in scan.problems:
+            log.error("%s", problem)
+        for error in scan.errors:
+            await self._fail_file(error)
+        if scan.next_settle is not None:
+            ctx.wake_later(ctx.wake_dispatch, max(0.05, scan.next_settle - ctx.clock.now()))
+        if ctx.state.dispatch == "paused" or not ready:
+            return
+        if self.delegation is not None:
+            ready = self._delegate(ready)
+            if not ready:
+                return
+        if len(idle) < len(ready):
+            await asyncio.to_thread(ctx.ensure_pool_now, len(ctx.running) + len(ready))
+            idle = await asyncio.to_thread(self.idle_sessions)
+        pairs = list(zip(ready, idle, strict=False))
+        claims = await asyncio.to_thread(_claim_all, pairs)
+        runs = [
+            self._record(task, session, claimed, at)
+            for (task, session), (claimed, at) in zip(pairs, claims, strict=True)
+            if claimed
+        ]
+        if not runs:
+            return
+        ctx.save()  # every claim is on disk in state before any message reaches an agent
+        for run in runs:
+            ctx.emit(
+                "dispatched", session=run.session, task=run.task.key, account=run.account, model=run.model
+            )
+            ctx.spawn(self._launch(run))
+
+    # ----------------------------------------------------------------- delegation
+
+    def _delegate(self, ready: list[Task]) -> list[Task]:
+        """Send the tasks routed to a provider to the job service; returns the ones that run locally."""
+        assert self.delegation is not None
+        local: list[Task] = []
+        for task in ready:
+            decision = self.delegation.route(task)
+            if decision is None:
+                local.append(task)
+            else:
+                self.delegation.in_flight.add(task.key)  # not routed again before its submit runs
+                self.ctx.spawn(self._submit(task, decision))
+        return local
+
+    async def _submit(self, task: Task, decision: Decision) -> None:
+        assert self.delegation is not None
+        if await self.delegation.submit(task, decision):
+            self.ctx.wake_reap.set()
+        else:
+            self.ctx.wake_dispatch.set()  # it fell back, or was taken: the next round runs it locally
+
+    async def reap_once(self) -> None:
+        """The delegation reaper: finished jobs go to done/ or failed/, lost ones back to the local path."""
+        if self.delegation is None:
+            return
+        scan = self.ctx.last_scan
+        delegated = [t for t in scan.tasks if scan.marked(t.key, "delegated")]
+        if delegated and await self.delegation.reap(delegated):
+            self.ctx.wake_dispatch.set()
+
+    # ----------------------------------------------------------------- dependencies
+
+    def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> list[Task]:
+        listing = DoneListing()
+        ready: list[Task] = []
+        for task in scan.tasks:
+            if scan.marked(task.key, "delegated"):
+                continue
+            if task.depends_on or task.unsafe_depends:
+                status = resolve_dependencies(task, self.ctx.config.projects_dir, projects, listing)
+                if not status.met:
+                    self._block(task, status.missing, status.unsafe)
+                    continue
+                if scan.marked(task.key, "blocked"):
+                    self._unblock(task)
+            ready.append(task)
+        return ready
+
+    def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
+        reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
+        if q.mark_blocked(task, reasons):
+            if unsafe:
+                log.error("%s: blocked: %s", task.path, "; ".join(reasons))
+            self.ctx.emit("blocked", task=task.key, reason="; ".join(reasons))
+
+    def _unblock(self, task: Task) -> None:
+        """Its dependencies are done: it is queued now, waiting for a session rather than for them."""
+        try:
+            if q.clear_sidecar(task, "blocked"):
+                self.ctx.emit("unblocked", task=task.key)
+        except TaskError as exc:
+            log.error("%s", exc)
+
+    # ----------------------------------------------------------------- claim and launch
+
+    def idle_sessions(self) -> list[str]:
+        """Pool sessions, in range order, holding no task and showing a shell (one tmux call for all)."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        commands = ctx.tmux.pane_commands()
+        idle: list[str] = []
+        for name in ctx.config.pool_names:
+            if name not in commands or name in ctx.running or agent_running(commands[name]):
+                continue
+            s = ctx.state.sessions.get(name)
+            if s and s.state == OUT_OF_POOL:
+                continue
+            if s and s.launch_failed_at and now - s.launch_failed_at < LAUNCH_RETRY_AFTER:
+                continue
+            idle.append(name)
+        return idle
+
+    async def _fail_file(self, error: TaskError) -> None:
+        try:
+            await asyncio.to_thread(q.fail, error.path, error.reason)
+        except TaskError as exc:
+            log.error("%s", exc)
+            return
+        log.error("%s: moved to failed/: %s", visible(error.path), error.reason)
+        self.ctx.emit("failed", task=_key_of(error.path), reason=error.reason)
+
+    def _record(self, task: Task, session: str, claimed: Path, claimed_at: float) -> Running:
+        """Note in memory and state that `session` holds `task` (the caller saves state once for all)."""
+        ctx = self.ctx
+        account = ctx.active_account()
+        run = Running(
+            session=session,
+            task=task,
+            claimed=claimed,
+            account=account.name,
+            model=ctx.config.agent.model_for(task.priority),
+            started=ctx.clock.now(),
+            phase="launching",
+            claimed_at=claimed_at,
+        )
+        ctx.running[session] = run
+        s = ctx.session_state(session)
+        s.state, s.task, s.task_path = LAUNCHING, task.key, str(claimed)
+        s.assigned_at, s.account, s.model = run.started, account.name, run.model
+        return run
+
+    async def _launch(self, run: Running) -> None:
+        ctx = self.ctx
+        task = run.task
+        account = ctx.config.account(run.account) or ctx.config.accounts[0]
+        s = ctx.session_state(run.session)
+        resume = await asyncio.to_thread(self.resume_ids.get, run.session)
+        try:
+            launch = run.launch(ctx.config.agent, account, resume)
+            ctx.signal(run.session).unlink(missing_ok=True)
+            await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
+            enters = await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
+            run.phase = "working"
+            s.state = WORKING
+            ctx.save()
+            if resume:
+                await asyncio.to_thread(self.resume_ids.used, run.session, resume, True)
+            ctx.emit(
+                "submitted",
+                session=run.session,
+                task=task.key,
+                enters=enters,
+                claimed_at=round(run.claimed_at, 4),
+                typed_at=round(launch.typed_at, 4),
+                ready_at=round(launch.ready_at, 4),
+                pasted_at=round(launch.pasted_at, 4),
+            )
+            ctx.wake_watch.set()
+        except (LaunchError, TmuxError, OSError) as exc:
+            log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
+            if resume:
+                await asyncio.to_thread(self.resume_ids.used, run.session, resume, False)
+            ctx.running.pop(run.session, None)
+            await asyncio.to_thread(q.requeue, run.claimed)
+            s.state, s.task, s.task_path = IDLE, None, None
+            s.launch_failed_at = ctx.clock.now()
+            s.last_fail = Failure(ctx.clock.now(), f"launch failed: {exc}")
+            ctx.save()
+            ctx.emit("launch_failed", session=run.session, task=task.key, reason=str(exc))
+            ctx.emit("requeued", session=run.session, task=task.key, reason="launch failed")
+            await self.finisher.stop_agent(run.session)
+            ctx.wake_dispatch.set()
+
+
+def _claim_all(pairs: list[tuple[Task, str]]) -> list[tuple[Path | None, float]]:
+    """Claim each task in dispatch order; a task someone else took (or that changed) gets None."""
+    out: list[tuple[Path | None, float]] = []
+    for task, _ in pairs:
+        try:
+            out.append((q.claim(task), time.time()))
+        except TaskError as exc:
+            log.info("%s", exc)
+            out.append((None, 0.0))
+    return out
+
+
+def _key_of(path: Path) -> str:
+    """The task key of a file that could not be read; escaped, as its name may hold anything."""
+    project = path.parent.parent.parent.name
+    return visible(f"{project}:{task_id_of(path.name) or path.name}")
