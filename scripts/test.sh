@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs claude-failover and its test dependencies, then runs the whole test suite.
+# Installs claude-failover with its test and development tools, then runs the whole test suite (the
+# import contracts, ruff and mypy included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+CFO_EXTRAS="dev${CFO_EXTRAS:+,$CFO_EXTRAS}" bash scripts/install.sh
 exec .venv/bin/python -m pytest "$@"

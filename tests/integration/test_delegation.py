@@ -20,7 +20,7 @@ from tests.integration.pipeline_support import Workspace, make_workspace, run_en
 pytestmark = pytest.mark.integration
 
 KEY_ENV = "CFO_TEST_JOB_KEY"
-GPU = {"allow_delegation": True, "preferred_ai": "gpu"}
+GPU: dict[str, Any] = {"allow_delegation": True, "preferred_ai": "gpu"}
 
 
 @pytest.fixture

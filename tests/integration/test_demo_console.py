@@ -40,9 +40,11 @@ class Demo:
         tmux.new_session(
             "console", Path.cwd(), command=["sh", "-c", command + "; sleep 60"], width=80, height=24
         )
-        self.root: Path = wait_until(
+        root = wait_until(
             lambda: next(folder.glob("cfo-demo-*"), None), timeout=15, what="the demo workspace"
         )
+        assert root is not None
+        self.root = root
         # The demo names its tmux server after its pid and the workspace folder's last six letters.
         self.server = wait_until(
             lambda: next((s for s in tmux_servers() if s.endswith("-" + self.root.name[-6:])), None),
@@ -83,7 +85,7 @@ def test_demo_console_fills_and_drains_in_an_80x24_window_and_quits_cleanly(
 ) -> None:
     demo = Demo(tmux, tmp_path, tasks=6)
     screen = wait_until(
-        lambda: (text := demo.screen()) and WORKING.search(text) and text,
+        lambda: text if WORKING.search(text := demo.screen()) else "",
         timeout=30,
         what="the sessions pane with a working agent",
     )
@@ -92,7 +94,7 @@ def test_demo_console_fills_and_drains_in_an_80x24_window_and_quits_cleanly(
     queued = count("Inbox", screen)
     assert queued > 0 and count("queued", screen) == queued
     final = wait_until(
-        lambda: (text := demo.screen()) and count("done today", text) >= 6 and text,
+        lambda: text if count("done today", text := demo.screen()) >= 6 else "",
         timeout=90,
         what="the demo queue drained",
     )

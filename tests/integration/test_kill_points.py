@@ -136,9 +136,11 @@ def test_killed_after_the_agent_took_the_message_before_working_is_saved(
         ran, keys = ws.root / f"ran-{n}.log", [f"r{n}a", f"r{n}b"]
         add_tasks(ws, keys, ran)
         marker = f"[r{n}a.md]"
-        killed = kill_when(
-            ws, lambda m=marker: echoed(ws.tmux.capture(SESSION), m, PATTERNS), f"the echo of {marker}"
-        )
+
+        def echo_shown(m: str = marker) -> bool:
+            return echoed(ws.tmux.capture(SESSION), m, PATTERNS)
+
+        killed = kill_when(ws, echo_shown, f"the echo of {marker}")
         hits.append(killed.state)
         restart_and_finish(ws, keys, ran)
         for key in keys:  # next round's inbox starts empty

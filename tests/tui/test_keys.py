@@ -373,7 +373,7 @@ def test_the_inbox_renders_the_head_of_a_huge_queue_that_fits_and_counts_the_res
         await pilot.pause()
         assert len(app.inbox.keys) == visible - 1
         removed: list[object] = []
-        app.inbox.remove_row = removed.append  # type: ignore[method-assign]
+        app.inbox.remove_row = removed.append  # type: ignore[method-assign,assignment]
         await pilot.press("1")
         assert app.inbox.keys[0] == "p:00001" and len(app.inbox.keys) == visible - 1
         assert removed == []
