@@ -83,7 +83,8 @@ def _err(message: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, write_init
+    from engine.config import ConfigError
+    from engine.config_template import write_init
 
     try:
         path = write_init(config_path(args), force=args.force)

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from engine.config import (
-    INIT_TEMPLATE,
     Account,
     AutonomousPool,
     Config,
@@ -23,8 +22,8 @@ from engine.config import (
     default_config_path,
     format_problem,
     load_config,
-    write_init,
 )
+from engine.config_template import INIT_TEMPLATE, write_init
 from engine.durations import format_duration, parse_duration
 
 ACCOUNTS = "accounts: [{name: primary, home: ~/.claude-a}]\n"
