@@ -119,7 +119,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
     override: Path | None = None
     path = config_path(args)
     if path.exists():
-        from engine.config import ConfigError, load_config
+        from engine.config import ConfigError
+        from engine.config_reader import load_config
 
         try:
             override = load_config(path).screen.patterns_file
@@ -138,7 +139,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, load_config
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
     from engine.status import render_status, status_dict
 
     try:
@@ -164,7 +166,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, load_config
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
 
     try:
         config = load_config(config_path(args))

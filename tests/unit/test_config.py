@@ -17,12 +17,10 @@ from engine.config import (
     DedicatedSession,
     DelegationConfig,
     ModelsConfig,
-    check_config,
-    config_from_dict,
     default_config_path,
     format_problem,
-    load_config,
 )
+from engine.config_reader import check_config, config_from_dict, load_config
 from engine.config_template import INIT_TEMPLATE, write_init
 from engine.durations import format_duration, parse_duration
 
