@@ -83,7 +83,8 @@ def _err(message: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, write_init
+    from engine.config import ConfigError
+    from engine.config_template import write_init
 
     try:
         path = write_init(config_path(args), force=args.force)
@@ -118,7 +119,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
     override: Path | None = None
     path = config_path(args)
     if path.exists():
-        from engine.config import ConfigError, load_config
+        from engine.config import ConfigError
+        from engine.config_reader import load_config
 
         try:
             override = load_config(path).screen.patterns_file
@@ -137,7 +139,8 @@ def cmd_screen(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, load_config
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
     from engine.status import render_status, status_dict
 
     try:
@@ -163,7 +166,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError, load_config
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
 
     try:
         config = load_config(config_path(args))

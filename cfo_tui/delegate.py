@@ -102,7 +102,8 @@ def _decide(path: Path) -> int:
 
 
 def _remote(args: argparse.Namespace, config_path: Path) -> int:
-    from engine.config import ConfigError, load_config
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
     from engine.delegation.client import DelegationError, JobClient
 
     try:

@@ -18,7 +18,7 @@ class DemoError(RuntimeError):
 
 def run_demo(agents: int = 4, tasks: int | None = None, headless: bool = False, keep: bool = False) -> int:
     """Build the workspace, run the console (or the headless engine) on it, then clean up."""
-    from engine.config import config_from_dict
+    from engine.config_reader import config_from_dict
     from engine.tmux import LibtmuxClient, TmuxError
 
     if agents < 1:

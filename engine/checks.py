@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.config import Config, check_config, format_problem, load_config
+from engine.config import Config, format_problem
+from engine.config_reader import check_config, load_config
 from engine.screen import PatternError, load_patterns
 from engine.symlinks import HOME_KINDS, inspect
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from engine.clock import Clock
-from engine.config import Config, config_from_dict
+from engine.config import Config
+from engine.config_reader import config_from_dict
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
 from engine.workspace import build_workspace

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
-from engine.config import Config, config_from_dict
+from engine.config import Config
+from engine.config_reader import config_from_dict
 from engine.events import Event
 from engine.snapshot import Snapshot, SwapRow
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from engine.checks import CheckResult, check_all, run_checks
-from engine.config import check_config
+from engine.config_reader import check_config
 from engine.symlinks import LINKED
 
 

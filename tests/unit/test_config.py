@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from engine.config import (
-    INIT_TEMPLATE,
     Account,
     AutonomousPool,
     Config,
@@ -18,13 +17,11 @@ from engine.config import (
     DedicatedSession,
     DelegationConfig,
     ModelsConfig,
-    check_config,
-    config_from_dict,
     default_config_path,
     format_problem,
-    load_config,
-    write_init,
 )
+from engine.config_reader import check_config, config_from_dict, load_config
+from engine.config_template import INIT_TEMPLATE, write_init
 from engine.durations import format_duration, parse_duration
 
 ACCOUNTS = "accounts: [{name: primary, home: ~/.claude-a}]\n"

@@ -11,7 +11,7 @@ import pytest
 
 from engine import screen
 from engine.clock import FakeClock
-from engine.config import config_from_dict
+from engine.config_reader import config_from_dict
 from engine.conversations import conversation_dir
 from engine.core import Engine
 from engine.quota import SECOND_LOOK, decide

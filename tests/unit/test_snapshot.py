@@ -27,7 +27,7 @@ def test_rows_are_built_once_per_scan_and_split_by_sidecar(tmp_path: Path) -> No
 
 def test_done_today_counts_per_local_day_and_old_days_age_out(tmp_path: Path) -> None:
     from engine.clock import FakeClock
-    from engine.config import config_from_dict
+    from engine.config_reader import config_from_dict
     from engine.core import Engine
     from engine.snapshot import day_of
     from tests.unit.test_quota_decision import NoTmux

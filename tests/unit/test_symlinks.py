@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, config_from_dict
+from engine.config import Config
+from engine.config_reader import config_from_dict
 from engine.symlinks import LINKED, ensure_links, inspect
 
 
