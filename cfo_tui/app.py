@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import sys
@@ -23,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Tab, Tabs
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, WorkType
 
+from cfo_tui.gcpause import KEYS_QUIET, FullCollections
 from cfo_tui.messages import EngineEvent, EngineLog
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
@@ -61,20 +61,6 @@ EVENTS_KEPT = KEPT
 REPEAT_TOAST = 60.0
 """The same engine error is shown again only after this many seconds."""
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
-FULL_COLLECTION = 60.0
-"""Seconds between the console's own full garbage collections (Python's would come every second or two)."""
-KEYS_QUIET = 2.0
-"""A full collection waits until no key has been pressed for this long..."""
-FULL_COLLECTION_LATEST = 300.0
-"""...but runs anyway once this many seconds have passed since the last one."""
-
-
-def collection_due(now: float, collected: float, key: float) -> bool:
-    """Whether to run the full collection at `now`, the last one having run at `collected` and the
-    last key come at `key` (monotonic seconds): its pause of 100 ms or so should not meet a key."""
-    since = now - collected
-    return since >= FULL_COLLECTION_LATEST or (since >= FULL_COLLECTION and now - key >= KEYS_QUIET)
-
 
 BOTTOM: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
@@ -232,9 +218,7 @@ class CfoApp(App[int]):
         self._seq = 0
         self._titles: dict[str, str] = {}
         self._errors_shown: dict[str, float] = {}
-        self._gc_threshold: tuple[int, int, int] | None = None
-        self._collected_at = 0.0
-        self._key_at = 0.0
+        self._collections = FullCollections()
         self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
         self.sessions = SessionsTable(id="sessions")
@@ -289,36 +273,19 @@ class CfoApp(App[int]):
             self._engine_worker = self.run_worker(
                 self._serve(), name="engine", group="engine", exclusive=True, exit_on_error=False
             )
-            self.call_after_refresh(self._freeze_startup_objects)
+            self.call_after_refresh(self._start_collections)
 
-    def _freeze_startup_objects(self) -> None:
-        # Modules, styles and the widget tree live as long as the console. Moved out of the collector's
-        # sight, they no longer lengthen every full collection, the longest pauses a key can meet.
-        gc.collect()
-        gc.freeze()
-        # Rendered lines churn through the tables' caches and age into the oldest generation, so
-        # Python would run a full collection (50-100 ms at 100 sessions) every second or two. Young
-        # collections still free most cycles; the full one runs once a minute instead.
-        self._gc_threshold = gc.get_threshold()
-        gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], 2**31 - 1)
-        self._collected_at = time.monotonic()
-        self.set_interval(KEYS_QUIET, self._collect, name="full collection")
-
-    def _collect(self) -> None:
-        now = time.monotonic()
-        if collection_due(now, self._collected_at, self._key_at):
-            gc.collect()
-            self._collected_at = time.monotonic()
+    def _start_collections(self) -> None:
+        self._collections.start()
+        self.set_interval(KEYS_QUIET, self._collections.collect_if_due, name="full collection")
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
-            self._key_at = time.monotonic()
+            self._collections.key_pressed()
         await super().on_event(event)
 
     def on_unmount(self) -> None:
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
+        self._collections.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

@@ -19,7 +19,8 @@ from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, collection_due, make_app, next_account, run_app
+from cfo_tui.app import CfoApp, make_app, next_account, run_app
+from cfo_tui.gcpause import collection_due
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
@@ -285,7 +286,7 @@ def test_the_console_runs_full_collections_itself_and_gives_them_back_on_quit() 
         assert any(t.name == "full collection" for t in app._timers)
         typed = time.monotonic()
         await pilot.press("down")
-        assert app._key_at >= typed
+        assert app._collections.key_at >= typed
         await pilot.press("q")
 
     drive(script, engine=FakeEngine(busy()), start_engine=True)
