@@ -24,12 +24,13 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, W
 
 from cfo_tui.gcpause import KEYS_QUIET, FullCollections
 from cfo_tui.messages import EngineEvent, EngineLog
+from cfo_tui.toasts import Toast, Toasts
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
 from cfo_tui.widgets.filter import FilterInput, TaskFilter
 from cfo_tui.widgets.footer import KeysFooter
-from cfo_tui.widgets.format import clock, count, elapsed
-from cfo_tui.widgets.header import SummaryBar, exhausted
+from cfo_tui.widgets.format import count
+from cfo_tui.widgets.header import SummaryBar
 from cfo_tui.widgets.help import HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import (
@@ -58,8 +59,6 @@ STOP_TIMEOUT = 20.0
 """How long quitting waits for the engine to stop and save before leaving anyway."""
 RECENT = 50
 EVENTS_KEPT = KEPT
-REPEAT_TOAST = 60.0
-"""The same engine error is shown again only after this many seconds."""
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
 
 BOTTOM: tuple[tuple[str, str], ...] = (
@@ -212,12 +211,11 @@ class CfoApp(App[int]):
         self._dirty = False
         self._rendered_at = 0.0
         self._filter = ""
-        self._exhausted = False
         self._quitting = False
         self._recent: deque[Outcome] = deque(maxlen=RECENT)
         self._seq = 0
         self._titles: dict[str, str] = {}
-        self._errors_shown: dict[str, float] = {}
+        self._toasts = Toasts()
         self._collections = FullCollections()
         self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
@@ -336,60 +334,23 @@ class CfoApp(App[int]):
             self._recent.append(
                 Outcome(self._seq, event.ts, result, event.task or "", event.session, event.reason)
             )
-        if event.type == "failed":
-            where = f" in {event.session}" if event.session else ""
-            self.notify(
-                f"{event.task or 'a task'}{where}: {event.reason or 'no reason given'}",
-                title="Task failed",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-        elif event.type in ("launch_failed", "auth_failed"):
-            title = "Launch failed" if event.type == "launch_failed" else "Login failed"
-            self.notify(f"{event.session}: {event.reason}", title=title, severity="warning", markup=False)
-        elif event.type == "stalled":
-            self.notify(
-                f"{event.session} on {event.task}: {event.reason}",
-                title="Session stalled",
-                severity="warning",
-                timeout=15,
-                markup=False,
-            )
-        elif event.type == "blocked_too_long":
-            self.notify(
-                f"{event.task}: {event.reason}", title="Task blocked", severity="warning", markup=False
-            )
-        elif event.type == "swap":
+        if event.type in ("swap", "all_exhausted"):
+            # Their toasts read the new snapshot: the swap's details, the account usable again first.
             self.show_snapshot()
-            self._toast_swap(event)
-        elif event.type == "all_exhausted":
-            self.show_snapshot()  # names the account back first, when the snapshot knows it
-            until = event.extra.get("until")
-            self._announce_exhausted(float(until) if isinstance(until, int | float) else None)
+        self._toast(self._toasts.for_event(event, self._snapshot(), self._now()))
 
     def errors_handler(self) -> logging.Handler:
         """A logging handler that turns the engine's ERROR records into toasts."""
         return _ErrorsToApp(self)
 
     def on_engine_log(self, message: EngineLog) -> None:
-        now = time.monotonic()
-        if now - self._errors_shown.get(message.text, -REPEAT_TOAST) < REPEAT_TOAST:
-            return
-        self._errors_shown[message.text] = now
-        self.notify(message.text, title="Engine error", severity="error", timeout=15, markup=False)
+        self._toast(self._toasts.for_error(message.text, time.monotonic()))
 
-    def _toast_swap(self, event: Event) -> None:
-        swaps = self._snap.swaps if self._snap else ()
-        if swaps:
-            w = swaps[-1]
-            text = f"{w.from_account or '—'} → {w.to_account}"
-            if w.trigger_session:
-                text += f" after {w.trigger_session} hit {w.pattern or 'a limit'}"
-            text += f"; {len(w.sessions_resumed)} session(s) resumed"
-        else:
-            text = f"now on {event.account or 'another account'}"
-        self.notify(text, title="Account swapped", timeout=10, markup=False)
+    def _toast(self, toast: Toast | None) -> None:
+        if toast is not None:
+            self.notify(
+                toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout, markup=False
+            )
 
     # ----------------------------------------------------------------- rendering
 
@@ -453,33 +414,8 @@ class CfoApp(App[int]):
         self._snap = snap
         if snap.dispatch != shown:
             self.refresh_bindings()
-        now = self._now()
-        if exhausted(snap, now):
-            until, name = min((t, n) for n, t in snap.accounts.items() if t is not None)
-            self._announce_exhausted(until, name)
-        else:
-            self._exhausted = False
+        self._toast(self._toasts.for_snapshot(snap, self._now()))
         return snap
-
-    def _announce_exhausted(self, until: float | None, account: str | None = None) -> None:
-        """One toast per exhaustion, whether the engine's event or a snapshot tells first."""
-        if self._exhausted:
-            return
-        self._exhausted = True
-        now = self._now()
-        when = (
-            f"{account or 'the earliest account'} is usable again at {clock(until, now)}"
-            f" (in {elapsed(until - now)})"
-            if until is not None
-            else "no account says when it resets"
-        )
-        self.notify(
-            f"Dispatch waits; {when}.",
-            title="All accounts exhausted",
-            severity="error",
-            timeout=30,
-            markup=False,
-        )
 
     def _show_header(self) -> None:
         self.summary.show(self._snapshot(), self._now(), self._engine_note)
