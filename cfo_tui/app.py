@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -46,7 +45,7 @@ from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
 from engine.snapshot import SessionRow, Snapshot, TaskRow
-from engine.tmux import TmuxClient, TmuxError
+from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
 
@@ -706,18 +705,10 @@ def _route_logs(app: CfoApp) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_app(config: Config, tmux: TmuxClient | None = None) -> int:
-    """Run the console with a real Engine until the operator quits; 1 if tmux cannot be reached."""
+def run_app(config: Config, tmux: TmuxClient) -> int:
+    """Run the console with a real Engine until the operator quits."""
     from engine.core import Engine
 
-    if tmux is None:
-        from engine.tmux import LibtmuxClient
-
-        try:
-            tmux = LibtmuxClient(socket_name=config.tmux.socket_name)
-        except TmuxError as exc:
-            print(f"cfo: {exc}", file=sys.stderr)
-            return 1
     app = make_app(config, Engine(config, tmux))
     _route_logs(app)
     app.run()

@@ -19,17 +19,15 @@ from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, make_app, next_account, run_app
+from cfo_tui.app import CfoApp, make_app, next_account
 from cfo_tui.gcpause import collection_due
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import INBOX_ROWS
 from cfo_tui.widgets.table import CellText
-from engine import tmux as engine_tmux
 from engine.events import Event
 from engine.snapshot import Snapshot, TaskRow
-from engine.tmux import TmuxError
 from tests.tui.fakes import NOW, FakeEngine, make_config
 from tests.tui.scenes import AGENT_PANE, busy, settle, still, swapped
 
@@ -553,14 +551,3 @@ def test_every_action_is_in_the_command_palette() -> None:
         } <= titles
 
     drive(script)
-
-
-def test_run_app_without_tmux_says_so_in_one_line_and_returns_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def no_tmux(socket_name: str | None = None) -> None:
-        raise TmuxError("tmux is not installed; install it (apt-get install tmux)")
-
-    monkeypatch.setattr(engine_tmux, "LibtmuxClient", no_tmux)
-    assert run_app(make_config()) == 1
-    assert capsys.readouterr().err == "cfo: tmux is not installed; install it (apt-get install tmux)\n"
