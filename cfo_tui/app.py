@@ -8,7 +8,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from rich.text import Text
@@ -105,21 +105,6 @@ class _ErrorsToApp(logging.Handler):
             text += f": {record.exc_info[1]!r}"
         with contextlib.suppress(RuntimeError):  # the app's loop has already closed
             self.app.post_message(EngineLog(text))
-
-
-def next_account(
-    config: Config, active: str | None, usable_at: Mapping[str, float | None], now: float
-) -> str | None:
-    """The account a swap moves to: the first after `active` in config order (wrapping) that is
-    usable at `now`, as the engine chooses it; None if there is none."""
-    names = [a.name for a in config.accounts]
-    start = names.index(active) + 1 if active in names else 0
-    for i in range(len(names)):
-        name = names[(start + i) % len(names)]
-        at = usable_at.get(name)
-        if name != active and (at is None or at <= now):
-            return name
-    return None
 
 
 class CfoApp(App[int]):
@@ -569,8 +554,8 @@ class CfoApp(App[int]):
         self.push_screen(ConfirmScreen("Force-complete this task?", body, "Complete", danger=True), answer)
 
     def action_swap(self) -> None:
-        snap, now = self._snapshot(), self._now()
-        target = next_account(self.config, snap.active_account, snap.accounts, now)
+        snap = self._snapshot()
+        target = snap.swap_target
         if target is None:
             self.notify("No other account is usable now.", title="Nothing to swap to", severity="warning")
             return
@@ -661,8 +646,7 @@ class CfoApp(App[int]):
             "Mark its task done now, after a confirmation (c)",
             self.action_force_complete,
         )
-        snap = self._snapshot()
-        target = next_account(self.config, snap.active_account, snap.accounts, self._now())
+        target = self._snapshot().swap_target
         yield SystemCommand(
             "Swap account",
             f"Fail over to {target or 'the next usable account'}, after a confirmation (s)",

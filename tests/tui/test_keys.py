@@ -19,7 +19,7 @@ from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, make_app, next_account
+from cfo_tui.app import CfoApp, make_app
 from cfo_tui.gcpause import collection_due
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.help import KEYS, HelpScreen
@@ -165,18 +165,6 @@ def test_s_when_no_other_account_is_usable_says_the_swap_was_refused() -> None:
     drive(script, swap_to=None)
 
 
-def test_the_swap_target_is_the_next_usable_account_in_config_order() -> None:
-    config = make_config(("a", "b", "c"))
-    free: dict[str, float | None] = {"a": None, "b": None, "c": None}
-    assert next_account(config, "a", free, NOW) == "b"
-    assert next_account(config, "c", free, NOW) == "a"
-    assert next_account(config, None, free, NOW) == "a"
-    assert next_account(config, "a", {**free, "b": NOW + 60}, NOW) == "c"
-    assert next_account(config, "a", {**free, "b": NOW - 60}, NOW) == "b"
-    assert next_account(config, "a", {"a": None, "b": NOW + 1, "c": NOW + 1}, NOW) is None
-    assert next_account(make_config(("only",)), "only", {"only": None}, NOW) is None
-
-
 def test_s_with_every_other_account_limited_only_warns() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("s")
@@ -184,7 +172,8 @@ def test_s_with_every_other_account_limited_only_warns() -> None:
         assert engine.calls == []
         assert any(t.startswith("Nothing to swap to") for t in toasts(app))
 
-    drive(script, snap=replace(busy(), accounts={"primary": None, "secondary": NOW + 600}))
+    limited = replace(busy(), accounts={"primary": None, "secondary": NOW + 600}, swap_target=None)
+    drive(script, snap=limited)
 
 
 def test_enter_zooms_the_selected_pane_and_enter_or_escape_come_back() -> None:
