@@ -124,6 +124,7 @@ def big_snapshot() -> Snapshot:
         blocked=blocked,
         delegated=(),
         swaps=(),
+        swap_target="secondary",
         counters={"completed": 1234, "failed": 5, f"completed:{day_of(NOW)}": 88},
     )
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from rich.text import Text
@@ -23,13 +21,15 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Tab, Tabs
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, WorkType
 
+from cfo_tui.gcpause import KEYS_QUIET, FullCollections
 from cfo_tui.messages import EngineEvent, EngineLog
+from cfo_tui.toasts import Toast, Toasts
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
 from cfo_tui.widgets.filter import FilterInput, TaskFilter
 from cfo_tui.widgets.footer import KeysFooter
-from cfo_tui.widgets.format import clock, count, elapsed
-from cfo_tui.widgets.header import SummaryBar, exhausted
+from cfo_tui.widgets.format import count
+from cfo_tui.widgets.header import SummaryBar
 from cfo_tui.widgets.help import HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import (
@@ -45,7 +45,7 @@ from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
 from engine.snapshot import SessionRow, Snapshot, TaskRow
-from engine.tmux import TmuxClient, TmuxError
+from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +58,7 @@ STOP_TIMEOUT = 20.0
 """How long quitting waits for the engine to stop and save before leaving anyway."""
 RECENT = 50
 EVENTS_KEPT = KEPT
-REPEAT_TOAST = 60.0
-"""The same engine error is shown again only after this many seconds."""
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
-FULL_COLLECTION = 60.0
-"""Seconds between the console's own full garbage collections (Python's would come every second or two)."""
-KEYS_QUIET = 2.0
-"""A full collection waits until no key has been pressed for this long..."""
-FULL_COLLECTION_LATEST = 300.0
-"""...but runs anyway once this many seconds have passed since the last one."""
-
-
-def collection_due(now: float, collected: float, key: float) -> bool:
-    """Whether to run the full collection at `now`, the last one having run at `collected` and the
-    last key come at `key` (monotonic seconds): its pause of 100 ms or so should not meet a key."""
-    since = now - collected
-    return since >= FULL_COLLECTION_LATEST or (since >= FULL_COLLECTION and now - key >= KEYS_QUIET)
-
 
 BOTTOM: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
@@ -121,21 +105,6 @@ class _ErrorsToApp(logging.Handler):
             text += f": {record.exc_info[1]!r}"
         with contextlib.suppress(RuntimeError):  # the app's loop has already closed
             self.app.post_message(EngineLog(text))
-
-
-def next_account(
-    config: Config, active: str | None, usable_at: Mapping[str, float | None], now: float
-) -> str | None:
-    """The account a swap moves to: the first after `active` in config order (wrapping) that is
-    usable at `now`, as the engine chooses it; None if there is none."""
-    names = [a.name for a in config.accounts]
-    start = names.index(active) + 1 if active in names else 0
-    for i in range(len(names)):
-        name = names[(start + i) % len(names)]
-        at = usable_at.get(name)
-        if name != active and (at is None or at <= now):
-            return name
-    return None
 
 
 class CfoApp(App[int]):
@@ -226,15 +195,12 @@ class CfoApp(App[int]):
         self._dirty = False
         self._rendered_at = 0.0
         self._filter = ""
-        self._exhausted = False
         self._quitting = False
         self._recent: deque[Outcome] = deque(maxlen=RECENT)
         self._seq = 0
         self._titles: dict[str, str] = {}
-        self._errors_shown: dict[str, float] = {}
-        self._gc_threshold: tuple[int, int, int] | None = None
-        self._collected_at = 0.0
-        self._key_at = 0.0
+        self._toasts = Toasts()
+        self._collections = FullCollections()
         self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
         self.sessions = SessionsTable(id="sessions")
@@ -289,36 +255,19 @@ class CfoApp(App[int]):
             self._engine_worker = self.run_worker(
                 self._serve(), name="engine", group="engine", exclusive=True, exit_on_error=False
             )
-            self.call_after_refresh(self._freeze_startup_objects)
+            self.call_after_refresh(self._start_collections)
 
-    def _freeze_startup_objects(self) -> None:
-        # Modules, styles and the widget tree live as long as the console. Moved out of the collector's
-        # sight, they no longer lengthen every full collection, the longest pauses a key can meet.
-        gc.collect()
-        gc.freeze()
-        # Rendered lines churn through the tables' caches and age into the oldest generation, so
-        # Python would run a full collection (50-100 ms at 100 sessions) every second or two. Young
-        # collections still free most cycles; the full one runs once a minute instead.
-        self._gc_threshold = gc.get_threshold()
-        gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], 2**31 - 1)
-        self._collected_at = time.monotonic()
-        self.set_interval(KEYS_QUIET, self._collect, name="full collection")
-
-    def _collect(self) -> None:
-        now = time.monotonic()
-        if collection_due(now, self._collected_at, self._key_at):
-            gc.collect()
-            self._collected_at = time.monotonic()
+    def _start_collections(self) -> None:
+        self._collections.start()
+        self.set_interval(KEYS_QUIET, self._collections.collect_if_due, name="full collection")
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
-            self._key_at = time.monotonic()
+            self._collections.key_pressed()
         await super().on_event(event)
 
     def on_unmount(self) -> None:
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
+        self._collections.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -369,60 +318,23 @@ class CfoApp(App[int]):
             self._recent.append(
                 Outcome(self._seq, event.ts, result, event.task or "", event.session, event.reason)
             )
-        if event.type == "failed":
-            where = f" in {event.session}" if event.session else ""
-            self.notify(
-                f"{event.task or 'a task'}{where}: {event.reason or 'no reason given'}",
-                title="Task failed",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-        elif event.type in ("launch_failed", "auth_failed"):
-            title = "Launch failed" if event.type == "launch_failed" else "Login failed"
-            self.notify(f"{event.session}: {event.reason}", title=title, severity="warning", markup=False)
-        elif event.type == "stalled":
-            self.notify(
-                f"{event.session} on {event.task}: {event.reason}",
-                title="Session stalled",
-                severity="warning",
-                timeout=15,
-                markup=False,
-            )
-        elif event.type == "blocked_too_long":
-            self.notify(
-                f"{event.task}: {event.reason}", title="Task blocked", severity="warning", markup=False
-            )
-        elif event.type == "swap":
+        if event.type in ("swap", "all_exhausted"):
+            # Their toasts read the new snapshot: the swap's details, the account usable again first.
             self.show_snapshot()
-            self._toast_swap(event)
-        elif event.type == "all_exhausted":
-            self.show_snapshot()  # names the account back first, when the snapshot knows it
-            until = event.extra.get("until")
-            self._announce_exhausted(float(until) if isinstance(until, int | float) else None)
+        self._toast(self._toasts.for_event(event, self._snapshot(), self._now()))
 
     def errors_handler(self) -> logging.Handler:
         """A logging handler that turns the engine's ERROR records into toasts."""
         return _ErrorsToApp(self)
 
     def on_engine_log(self, message: EngineLog) -> None:
-        now = time.monotonic()
-        if now - self._errors_shown.get(message.text, -REPEAT_TOAST) < REPEAT_TOAST:
-            return
-        self._errors_shown[message.text] = now
-        self.notify(message.text, title="Engine error", severity="error", timeout=15, markup=False)
+        self._toast(self._toasts.for_error(message.text, time.monotonic()))
 
-    def _toast_swap(self, event: Event) -> None:
-        swaps = self._snap.swaps if self._snap else ()
-        if swaps:
-            w = swaps[-1]
-            text = f"{w.from_account or '—'} → {w.to_account}"
-            if w.trigger_session:
-                text += f" after {w.trigger_session} hit {w.pattern or 'a limit'}"
-            text += f"; {len(w.sessions_resumed)} session(s) resumed"
-        else:
-            text = f"now on {event.account or 'another account'}"
-        self.notify(text, title="Account swapped", timeout=10, markup=False)
+    def _toast(self, toast: Toast | None) -> None:
+        if toast is not None:
+            self.notify(
+                toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout, markup=False
+            )
 
     # ----------------------------------------------------------------- rendering
 
@@ -486,33 +398,8 @@ class CfoApp(App[int]):
         self._snap = snap
         if snap.dispatch != shown:
             self.refresh_bindings()
-        now = self._now()
-        if exhausted(snap, now):
-            until, name = min((t, n) for n, t in snap.accounts.items() if t is not None)
-            self._announce_exhausted(until, name)
-        else:
-            self._exhausted = False
+        self._toast(self._toasts.for_snapshot(snap, self._now()))
         return snap
-
-    def _announce_exhausted(self, until: float | None, account: str | None = None) -> None:
-        """One toast per exhaustion, whether the engine's event or a snapshot tells first."""
-        if self._exhausted:
-            return
-        self._exhausted = True
-        now = self._now()
-        when = (
-            f"{account or 'the earliest account'} is usable again at {clock(until, now)}"
-            f" (in {elapsed(until - now)})"
-            if until is not None
-            else "no account says when it resets"
-        )
-        self.notify(
-            f"Dispatch waits; {when}.",
-            title="All accounts exhausted",
-            severity="error",
-            timeout=30,
-            markup=False,
-        )
 
     def _show_header(self) -> None:
         self.summary.show(self._snapshot(), self._now(), self._engine_note)
@@ -667,8 +554,8 @@ class CfoApp(App[int]):
         self.push_screen(ConfirmScreen("Force-complete this task?", body, "Complete", danger=True), answer)
 
     def action_swap(self) -> None:
-        snap, now = self._snapshot(), self._now()
-        target = next_account(self.config, snap.active_account, snap.accounts, now)
+        snap = self._snapshot()
+        target = snap.swap_target
         if target is None:
             self.notify("No other account is usable now.", title="Nothing to swap to", severity="warning")
             return
@@ -759,8 +646,7 @@ class CfoApp(App[int]):
             "Mark its task done now, after a confirmation (c)",
             self.action_force_complete,
         )
-        snap = self._snapshot()
-        target = next_account(self.config, snap.active_account, snap.accounts, self._now())
+        target = self._snapshot().swap_target
         yield SystemCommand(
             "Swap account",
             f"Fail over to {target or 'the next usable account'}, after a confirmation (s)",
@@ -803,18 +689,10 @@ def _route_logs(app: CfoApp) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_app(config: Config, tmux: TmuxClient | None = None) -> int:
-    """Run the console with a real Engine until the operator quits; 1 if tmux cannot be reached."""
+def run_app(config: Config, tmux: TmuxClient) -> int:
+    """Run the console with a real Engine until the operator quits."""
     from engine.core import Engine
 
-    if tmux is None:
-        from engine.tmux import LibtmuxClient
-
-        try:
-            tmux = LibtmuxClient(socket_name=config.tmux.socket_name)
-        except TmuxError as exc:
-            print(f"cfo: {exc}", file=sys.stderr)
-            return 1
     app = make_app(config, Engine(config, tmux))
     _route_logs(app)
     app.run()

@@ -168,19 +168,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.config_reader import load_config
+    from engine.tmux import TmuxError, client_for
 
     try:
         config = load_config(config_path(args))
-    except ConfigError as exc:
+        tmux = client_for(config)
+    except (ConfigError, TmuxError) as exc:
         _err(str(exc))
         return 1
     if args.no_ui:
         from cfo_tui.headless import run_headless
 
-        return run_headless(config)
+        return run_headless(config, tmux)
     from cfo_tui.app import run_app
 
-    return run_app(config)
+    return run_app(config, tmux)
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ class DemoError(RuntimeError):
 def run_demo(agents: int = 4, tasks: int | None = None, headless: bool = False, keep: bool = False) -> int:
     """Build the workspace, run the console (or the headless engine) on it, then clean up."""
     from engine.config_reader import config_from_dict
-    from engine.tmux import LibtmuxClient, TmuxError
+    from engine.tmux import TmuxError, client_for
 
     if agents < 1:
         raise DemoError("--agents must be at least 1")
@@ -30,11 +30,11 @@ def run_demo(agents: int = 4, tasks: int | None = None, headless: bool = False, 
     except OSError as exc:
         raise DemoError(f"cannot create the demo workspace: {exc}") from exc
     try:
+        config = config_from_dict(workspace.config)
         try:
-            tmux = LibtmuxClient(socket_name=workspace.socket_name)
+            tmux = client_for(config)
         except TmuxError as exc:
             raise DemoError(str(exc)) from exc
-        config = config_from_dict(workspace.config)
         print(f"demo workspace: {workspace.root}  (tmux -L {workspace.socket_name} attach)", file=sys.stderr)
         try:
             if headless:

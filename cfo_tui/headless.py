@@ -12,7 +12,7 @@ from typing import TextIO
 
 from engine.config import Config
 from engine.events import Event
-from engine.tmux import TmuxClient, TmuxError
+from engine.tmux import TmuxClient
 
 log = logging.getLogger("cfo")
 QUIET = ("watchfiles", "libtmux", "httpx")
@@ -88,14 +88,6 @@ async def serve(
     return 0
 
 
-def run_headless(config: Config, tmux: TmuxClient | None = None, until_idle: bool = False) -> int:
+def run_headless(config: Config, tmux: TmuxClient, until_idle: bool = False) -> int:
     """Run the engine until SIGINT/SIGTERM (or, for the demo, until the queue is drained)."""
-    if tmux is None:
-        from engine.tmux import LibtmuxClient
-
-        try:
-            tmux = LibtmuxClient(socket_name=config.tmux.socket_name)
-        except TmuxError as exc:
-            print(f"cfo: {exc}", file=sys.stderr)
-            return 1
     return asyncio.run(serve(config, tmux, until_idle=until_idle))

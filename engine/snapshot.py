@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import queue as q
+from engine.accounts import next_usable
 from engine.clock import iso
 from engine.config import Config
 from engine.delegation.manager import SUBMITTING
@@ -77,6 +78,8 @@ class Snapshot:
     blocked_warn: float | None = None
     """Seconds after which a blocked task is reported (`watchdog.blocked_warn`)."""
     throughput: ThroughputView | None = None
+    swap_target: str | None = None
+    """The account a swap would move to at `taken_at` (`next_usable`); None if no other is usable."""
 
     @property
     def working(self) -> int:
@@ -182,6 +185,7 @@ def build_snapshot(
         )
         for w in state.swaps
     )
+    target = next_usable(config, state, state.active_account, now)
     return Snapshot(
         taken_at=now,
         active_account=state.active_account,
@@ -198,6 +202,7 @@ def build_snapshot(
         counters=dict(state.counters),
         blocked_warn=config.watchdog.blocked_warn,
         throughput=throughput,
+        swap_target=target.name if target else None,
     )
 
 
@@ -239,4 +244,5 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for w in snap.swaps
         ],
         "counters": dict(snap.counters),
+        "swap_target": snap.swap_target,
     }

@@ -1,4 +1,4 @@
-"""The TmuxClient protocol and its libtmux implementation, bound to one tmux socket."""
+"""The TmuxClient protocol, its libtmux implementation on one tmux socket, and the client a config names."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from engine.config import Config
 from engine.safetext import control_in, describe_control, visible
 
 log = logging.getLogger(__name__)
@@ -304,3 +305,9 @@ class LibtmuxClient:
         socket_path = where.stdout.strip()
         if self.socket_name is not None and where.returncode == 0 and socket_path:
             Path(socket_path).unlink(missing_ok=True)
+
+
+def client_for(config: Config) -> TmuxClient:
+    """The client the console and `cfo --no-ui` drive the engine through, on the config's
+    `tmux.socket_name`; raises TmuxError if tmux is not installed."""
+    return LibtmuxClient(socket_name=config.tmux.socket_name)

@@ -80,8 +80,12 @@ class FakeEngine:
         self.calls.append(("request_swap", reason))
         if self.swap_to is None:
             return None
-        swap = SwapRow(self.now, self.snap.active_account, self.swap_to, None, None, None, (), 0.4)
-        self.snap = replace(self.snap, active_account=self.swap_to, swaps=(*self.snap.swaps, swap))
+        was = self.snap.active_account
+        swap = SwapRow(self.now, was, self.swap_to, None, None, None, (), 0.4)
+        # The operator's swap leaves the account it leaves usable: with two accounts, the next target.
+        self.snap = replace(
+            self.snap, active_account=self.swap_to, swaps=(*self.snap.swaps, swap), swap_target=was
+        )
         self.emit(Event("swap", self.now, account=self.swap_to, reason=reason))
         return self.swap_to
 

@@ -199,6 +199,7 @@ def busy() -> Snapshot:
             f"completed:{day_of(NOW - 86400)}": 51,
         },
         blocked_warn=6 * 3600.0,
+        swap_target="secondary",
         throughput=ThroughputView(
             last_hour=14,
             median_seconds=252.0,
@@ -221,6 +222,7 @@ def empty() -> Snapshot:
         blocked=(),
         delegated=(),
         swaps=(),
+        swap_target="secondary",
     )
 
 
@@ -232,6 +234,7 @@ def swapped() -> Snapshot:
         active_account="secondary",
         accounts={"primary": NOW + 7200, "secondary": None},
         swaps=(OLD_SWAP, NEW_SWAP),
+        swap_target=None,
     )
 
 

@@ -19,16 +19,15 @@ from textual.widgets import Static, Tabs
 from textual.widgets._footer import FooterKey
 from textual.widgets.data_table import RowKey
 
-from cfo_tui.app import CfoApp, collection_due, make_app, next_account, run_app
+from cfo_tui.app import CfoApp, make_app
+from cfo_tui.gcpause import collection_due
 from cfo_tui.widgets.confirm import ConfirmScreen
 from cfo_tui.widgets.help import KEYS, HelpScreen
 from cfo_tui.widgets.pane_tail import PaneTail, TailScreen
 from cfo_tui.widgets.queues import INBOX_ROWS
 from cfo_tui.widgets.table import CellText
-from engine import tmux as engine_tmux
 from engine.events import Event
 from engine.snapshot import Snapshot, TaskRow
-from engine.tmux import TmuxError
 from tests.tui.fakes import NOW, FakeEngine, make_config
 from tests.tui.scenes import AGENT_PANE, busy, settle, still, swapped
 
@@ -166,18 +165,6 @@ def test_s_when_no_other_account_is_usable_says_the_swap_was_refused() -> None:
     drive(script, swap_to=None)
 
 
-def test_the_swap_target_is_the_next_usable_account_in_config_order() -> None:
-    config = make_config(("a", "b", "c"))
-    free: dict[str, float | None] = {"a": None, "b": None, "c": None}
-    assert next_account(config, "a", free, NOW) == "b"
-    assert next_account(config, "c", free, NOW) == "a"
-    assert next_account(config, None, free, NOW) == "a"
-    assert next_account(config, "a", {**free, "b": NOW + 60}, NOW) == "c"
-    assert next_account(config, "a", {**free, "b": NOW - 60}, NOW) == "b"
-    assert next_account(config, "a", {"a": None, "b": NOW + 1, "c": NOW + 1}, NOW) is None
-    assert next_account(make_config(("only",)), "only", {"only": None}, NOW) is None
-
-
 def test_s_with_every_other_account_limited_only_warns() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("s")
@@ -185,7 +172,8 @@ def test_s_with_every_other_account_limited_only_warns() -> None:
         assert engine.calls == []
         assert any(t.startswith("Nothing to swap to") for t in toasts(app))
 
-    drive(script, snap=replace(busy(), accounts={"primary": None, "secondary": NOW + 600}))
+    limited = replace(busy(), accounts={"primary": None, "secondary": NOW + 600}, swap_target=None)
+    drive(script, snap=limited)
 
 
 def test_enter_zooms_the_selected_pane_and_enter_or_escape_come_back() -> None:
@@ -285,7 +273,7 @@ def test_the_console_runs_full_collections_itself_and_gives_them_back_on_quit() 
         assert any(t.name == "full collection" for t in app._timers)
         typed = time.monotonic()
         await pilot.press("down")
-        assert app._key_at >= typed
+        assert app._collections.key_at >= typed
         await pilot.press("q")
 
     drive(script, engine=FakeEngine(busy()), start_engine=True)
@@ -552,14 +540,3 @@ def test_every_action_is_in_the_command_palette() -> None:
         } <= titles
 
     drive(script)
-
-
-def test_run_app_without_tmux_says_so_in_one_line_and_returns_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def no_tmux(socket_name: str | None = None) -> None:
-        raise TmuxError("tmux is not installed; install it (apt-get install tmux)")
-
-    monkeypatch.setattr(engine_tmux, "LibtmuxClient", no_tmux)
-    assert run_app(make_config()) == 1
-    assert capsys.readouterr().err == "cfo: tmux is not installed; install it (apt-get install tmux)\n"

@@ -116,6 +116,19 @@ def test_a_missing_config_is_one_clear_line(tmp_path: Path) -> None:
     assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("ui", [[], ["--no-ui"]], ids=["console", "no-ui"])
+def test_without_tmux_the_console_and_no_ui_say_so_in_one_line_and_return_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ui: list[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(ACCOUNTS, encoding="utf-8")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tmux-here"))
+    assert main([*ui, "--config", str(path)]) == 1
+    assert capsys.readouterr().err == (
+        "cfo: tmux not found on PATH: install it (apt-get install tmux) and start again\n"
+    )
+
+
 def test_screen_prefers_the_transcripts_structured_signal(tmp_path: Path) -> None:
     transcripts = DATA.parent / "transcripts"
     pane = str(DATA / "real-idle-after-turn.txt")
