@@ -45,6 +45,7 @@ from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
 from engine.snapshot import SessionRow, Snapshot, TaskRow
+from engine.state import WORKING
 from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
@@ -530,7 +531,7 @@ class CfoApp(App[int]):
         if row is None:
             self.notify("No session selected.", severity="warning")
             return
-        if row.state != "working" or row.task is None:
+        if row.state != WORKING or row.task is None:
             self.notify(f"{row.name} is {row.state}: no task to complete.", severity="warning", markup=False)
             return
         name, task = row.name, row.task

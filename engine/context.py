@@ -14,7 +14,7 @@ from engine import screen
 from engine.batch import PaneReader
 from engine.clock import Clock
 from engine.config import Account, Config
-from engine.events import Event, EventLog
+from engine.events import Event, EventLog, EventType
 from engine.lifecycle import ensure_pool
 from engine.runtime import Look, Running
 from engine.snapshot import day_of
@@ -57,7 +57,7 @@ class Context:
 
     # ----------------------------------------------------------------- events and state
 
-    def emit(self, kind: str, **fields: Any) -> Event:
+    def emit(self, kind: EventType, **fields: Any) -> Event:
         return self.events.emit(kind, **fields)
 
     def save(self) -> None:

@@ -17,7 +17,7 @@ from engine.config import Config
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
 from engine.dispatcher import Dispatcher
-from engine.events import Event, EventLog
+from engine.events import Event, EventLog, EventType
 from engine.filewatch import FileWatch
 from engine.finisher import AUTH_TASK_FAILURES, Finisher, auth_failures
 from engine.housekeeping import Housekeeping
@@ -137,7 +137,7 @@ class Engine:
         """Call `callback(event)` for every event from now on; returns the unsubscribe function."""
         return self.ctx.events.subscribe(callback)
 
-    def emit(self, kind: str, **fields: Any) -> Event:
+    def emit(self, kind: EventType, **fields: Any) -> Event:
         return self.ctx.emit(kind, **fields)
 
     def save(self) -> None:

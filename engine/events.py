@@ -15,57 +15,56 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar, get_args
 
 log = logging.getLogger(__name__)
 
-DISPATCHED = "dispatched"
-COMPLETED = "completed"
-FAILED = "failed"
-REQUEUED = "requeued"
-BLOCKED = "blocked"
-UNBLOCKED = "unblocked"
-DELEGATED = "delegated"
-SWAP = "swap"
-QUOTA_HIT = "quota_hit"
-PAUSED = "paused"
-RESUMED = "resumed"
-LAUNCH_FAILED = "launch_failed"
-STALLED = "stalled"
-RECOVERED = "recovered"
-KNOWN_TYPES = frozenset(
-    {
-        DISPATCHED,
-        "submitted",
-        COMPLETED,
-        FAILED,
-        REQUEUED,
-        BLOCKED,
-        UNBLOCKED,
-        "blocked_too_long",
-        DELEGATED,
-        "delegation_fallback",
-        SWAP,
-        QUOTA_HIT,
-        "all_exhausted",
-        PAUSED,
-        RESUMED,
-        LAUNCH_FAILED,
-        "api_error",
-        "auth_failed",
-        "session_disabled",
-        STALLED,
-        "unstalled",
-        RECOVERED,
-        "started",
-        "stopped",
-        "archived",
-        "rotated",
-        "cleaned",
-        "inbox_stale",
-    }
-)
+EventType = Literal[
+    "dispatched",
+    "submitted",
+    "completed",
+    "failed",
+    "requeued",
+    "blocked",
+    "unblocked",
+    "blocked_too_long",
+    "delegated",
+    "delegation_fallback",
+    "swap",
+    "quota_hit",
+    "all_exhausted",
+    "paused",
+    "resumed",
+    "launch_failed",
+    "api_error",
+    "auth_failed",
+    "session_disabled",
+    "stalled",
+    "unstalled",
+    "recovered",
+    "started",
+    "stopped",
+    "archived",
+    "rotated",
+    "cleaned",
+    "inbox_stale",
+]
 """Every type the engine emits (docs/operations.md describes each); readers must accept others."""
+KNOWN_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+DISPATCHED: Final = "dispatched"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+SWAP: Final = "swap"
+RESUMED: Final = "resumed"
+STALLED: Final = "stalled"
+
+
+class Emit(Protocol):
+    """How workers record an event: its type and its fields."""
+
+    def __call__(self, kind: EventType, **fields: Any) -> object: ...
+
 
 _CORE = ("ts", "type", "session", "task", "account", "reason")
 
@@ -150,7 +149,7 @@ class EventLog:
 
     def emit(
         self,
-        kind: str,
+        kind: EventType,
         *,
         session: str | None = None,
         task: str | None = None,

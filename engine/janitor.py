@@ -6,24 +6,25 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from engine.atomic import rename_noreplace
 from engine.clock import Clock
 from engine.config import Config, JanitorConfig
 from engine.durations import format_duration
-from engine.events import EventLog
+from engine.events import Emit, EventLog
 from engine.tasks import QUEUE_DIR, TASK_SUFFIX
 
 log = logging.getLogger(__name__)
 
-ARCHIVED = "archived"
-ROTATED = "rotated"
-CLEANED = "cleaned"
-INBOX_STALE = "inbox_stale"
+ARCHIVED: Final = "archived"
+ROTATED: Final = "rotated"
+CLEANED: Final = "cleaned"
+INBOX_STALE: Final = "inbox_stale"
 
 SIGNAL_PREFIX = "agent-done-"
 REASON_SUFFIX = ".reason"
@@ -32,8 +33,6 @@ RESUME_SUFFIX = "-resume-id.txt"
 EVENTS_NAME = "events.jsonl"
 # Rotated logs are the only thing the janitor ever deletes: they are its own output, not the operator's.
 KEEP_ROTATED = 3
-
-Emit = Callable[..., object]
 
 
 @dataclass

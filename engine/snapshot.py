@@ -14,7 +14,7 @@ from engine.config import Config
 from engine.delegation.manager import SUBMITTING
 from engine.delegation.router import decide
 from engine.runtime import Running
-from engine.state import State
+from engine.state import IDLE, WORKING, State
 from engine.throughput import ThroughputView
 
 
@@ -83,7 +83,7 @@ class Snapshot:
 
     @property
     def working(self) -> int:
-        return sum(1 for s in self.sessions if s.state == "working")
+        return sum(1 for s in self.sessions if s.state == WORKING)
 
     def today(self, counter: str) -> int:
         """`counter` ("completed", "failed") for the local day of `taken_at`."""
@@ -91,7 +91,7 @@ class Snapshot:
 
     @property
     def idle(self) -> int:
-        return sum(1 for s in self.sessions if s.state == "idle")
+        return sum(1 for s in self.sessions if s.state == IDLE)
 
 
 QueueRows = tuple[tuple[TaskRow, ...], tuple[TaskRow, ...], tuple[TaskRow, ...]]
@@ -154,7 +154,7 @@ def build_snapshot(
             SessionRow(
                 name=name,
                 kind="dedicated" if name in config.dedicated_names else "pool",
-                state=s.state if s else "idle",
+                state=s.state if s else IDLE,
                 task=run.task.key if run else (s.task if s else None),
                 title=run.task.title if run else None,
                 account=(run.account if run else None) or (s.account if s else None),

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
 from engine.atomic import atomic_write, rename_noreplace
 
@@ -22,12 +22,12 @@ SessionKind = Literal["pool", "dedicated"]
 DispatchMode = Literal["running", "paused"]
 
 # Session states the engine uses; the field stays an open string so a newer engine's state loads.
-IDLE = "idle"
-LAUNCHING = "launching"
-WORKING = "working"
-STALLED = "stalled"
-RECYCLING = "recycling"
-OUT_OF_POOL = "out of pool"  # its login failed twice: never dispatched into until the engine restarts
+IDLE: Final = "idle"
+LAUNCHING: Final = "launching"
+WORKING: Final = "working"
+STALLED: Final = "stalled"
+RECYCLING: Final = "recycling"
+OUT_OF_POOL: Final = "out of pool"  # its login failed twice: never dispatched into until the engine restarts
 SESSION_STATES = (IDLE, LAUNCHING, WORKING, STALLED, RECYCLING, OUT_OF_POOL)
 
 

@@ -11,7 +11,7 @@ from engine.clock import iso
 from engine.config import Config
 from engine.delegation.manager import DelegationManager
 from engine.snapshot import Snapshot, snapshot_json
-from engine.state import SESSION_STATES
+from engine.state import SESSION_STATES, STALLED
 from engine.statusapi import Metric, render_metrics
 from engine.watchdog import Watchdog
 
@@ -59,7 +59,7 @@ def watchdog_view(engine: Engine) -> dict[str, Any]:
     stalled = []
     for row in snap.sessions:
         since = dog.stalled_since(row.name)
-        if row.state == "stalled" or since is not None:
+        if row.state == STALLED or since is not None:
             stalled.append({"session": row.name, "task": row.task, "quiet_since": _at(since)})
     blocked = [
         {

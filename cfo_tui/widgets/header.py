@@ -8,6 +8,7 @@ from textual.widget import Widget
 
 from cfo_tui.widgets.format import clock, count, elapsed
 from engine.snapshot import Snapshot
+from engine.state import STALLED
 
 
 def exhausted(snap: Snapshot, now: float) -> bool:
@@ -48,7 +49,7 @@ def _accounts_line(snap: Snapshot, now: float, engine_note: str | None) -> Text:
 
 
 def _counts_line(snap: Snapshot, width: int) -> Text:
-    stalled = sum(1 for s in snap.sessions if s.state == "stalled")
+    stalled = sum(1 for s in snap.sessions if s.state == STALLED)
     counts = [
         ("working", snap.working, "green"),
         ("idle", snap.idle, ""),

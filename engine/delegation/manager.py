@@ -15,6 +15,7 @@ from engine.config import DelegationConfig
 from engine.delegation.client import DelegationError, Job, JobClient
 from engine.delegation.router import Decision, decide
 from engine.durations import format_duration
+from engine.events import Emit
 from engine.tasks import Fingerprint, Task, TaskError
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 SUBMITTING: Final = "(submitting)"
 REAP_CONCURRENCY: Final = 8
 RESULT_EXCERPT: Final = 200
-
-Emit = Callable[..., Any]
 
 
 @dataclass(frozen=True)
