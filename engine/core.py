@@ -85,7 +85,7 @@ class Engine:
         self.throughput = Throughput()
         self.resume_ids = ResumeIds(config.agent.resume_dir)
         self.finisher = Finisher(ctx, self.watchdog)
-        self.switcher = Switcher(ctx, self.resume_ids)
+        self.switcher = Switcher(ctx, self.finisher, self.resume_ids)
         self.quota = QuotaMonitor(ctx, self.switcher)
         self.watcher = Watcher(
             ctx, self.finisher, self.quota, self.switcher, self.watchdog, api_error_backoff
@@ -221,12 +221,13 @@ class Engine:
         self.ctx.spawn(self.finisher.complete(run, "forced by operator", interrupt=True))
         return True
 
-    def request_swap(self, reason: str) -> str | None:
-        """Move everything to the next usable account now; returns its name, None if there is none."""
+    def request_swap(self, reason: str, drain: bool = False) -> str | None:
+        """Swap to the next usable account now; returns its name, None if there is none. Running tasks
+        move at once, resumed in their conversations, or with `drain` finish where they are."""
         target = self.switcher.target()
         if target is None or self.switcher.swapping:
             return None
-        self.ctx.spawn(self.switcher.swap(Trigger(reason=reason)))
+        self.ctx.spawn(self.switcher.swap(Trigger(reason=reason, restart_all=not drain)))
         return target.name
 
     # ----------------------------------------------------------------- running

@@ -235,15 +235,20 @@ class Dispatcher:
         account = ctx.config.account(run.account) or ctx.config.accounts[0]
         s = ctx.session_state(run.session)
         resume = await asyncio.to_thread(self.resume_ids.get, run.session)
+        # A task a swap could not resume goes on in the conversation it left, told to continue.
+        left = ctx.state.conversations.get(task.key)
         try:
-            launch = run.launch(ctx.config.agent, account, resume)
+            if left is not None:
+                launch = run.launch(ctx.config.agent, account, left, resumed=True)
+            else:
+                launch = run.launch(ctx.config.agent, account, resume)
             ctx.signal(run.session).unlink(missing_ok=True)
             await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
             enters = await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
             run.phase = "working"
             s.state = WORKING
             ctx.save()
-            if resume:
+            if resume and left is None:
                 await asyncio.to_thread(self.resume_ids.used, run.session, resume, True)
             ctx.emit(
                 "submitted",
@@ -258,7 +263,9 @@ class Dispatcher:
             ctx.wake_watch.set()
         except (LaunchError, TmuxError, OSError) as exc:
             log.error("launch of %s in %s failed: %s", task.key, run.session, exc)
-            if resume:
+            if left is not None:
+                ctx.state.conversations.pop(task.key, None)  # one chance: the next run starts afresh
+            elif resume:
                 await asyncio.to_thread(self.resume_ids.used, run.session, resume, False)
             ctx.running.pop(run.session, None)
             await asyncio.to_thread(q.requeue, run.claimed)

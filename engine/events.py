@@ -31,6 +31,7 @@ EventType = Literal[
     "delegated",
     "delegation_fallback",
     "swap",
+    "moved",
     "quota_hit",
     "all_exhausted",
     "paused",

@@ -48,6 +48,7 @@ class Finisher:
     def forget_task(self, key: str) -> None:
         """A task that completed or failed: one queued again under this id gets every retry afresh."""
         self.ctx.state.requeues.pop(key, None)
+        self.ctx.state.conversations.pop(key, None)
         self.ctx.state.counters.pop(f"{AUTH_TASK_FAILURES}{key}", None)
 
     async def complete(self, run: Running, how: str, interrupt: bool = False) -> None:

@@ -118,7 +118,12 @@ class QuotaMonitor:
         return limit_evidence(stop, ended_on, now, self.ctx.patterns)
 
     async def on_pool_stop(self, run: Running, stop: screen.Stop, now: float) -> None:
-        """A pool run's turn ended on a limit: swap now, or once a second look confirms it."""
+        """A pool run's turn ended on a limit: swap now, or once a second look confirms it; a run still on
+        an account a swap has left moves alone."""
+        if self.switcher.left_behind(run.account):
+            self._log(run.session, stop, f"move: {run.account} was left by a swap")
+            self.switcher.start_move(run)
+            return
         evidence = self.evidence(run, stop, now)
         decision, run.quota_seen_at = self._decide(evidence, run.quota_seen_at, now)
         await self._hit(run.session, stop, decision, evidence[0], run.task.key, run.account)
@@ -132,17 +137,7 @@ class QuotaMonitor:
         task: str | None,
         account: str,
     ) -> None:
-        line = (stop.pattern, stop.snippet, decision)
-        known = self._watched(session)
-        if known.logged != line:  # once per detection and decision, not every look
-            known.logged = line
-            log.warning(
-                "quota: session=%s pattern=%s snippet=%r decision=%s",
-                session,
-                stop.pattern,
-                stop.snippet,
-                decision,
-            )
+        self._log(session, stop, decision)
         if not decision.startswith("swap:"):
             return
         self.ctx.emit("quota_hit", session=session, task=task, account=account, reason=stop.snippet)
@@ -154,6 +149,20 @@ class QuotaMonitor:
             reset_at=reset,
         )
         await self.switcher.swap(trigger)
+
+    def _log(self, session: str, stop: screen.Stop, decision: str) -> None:
+        """The forensic line, once per detection and decision, not every look."""
+        line = (stop.pattern, stop.snippet, decision)
+        known = self._watched(session)
+        if known.logged != line:
+            known.logged = line
+            log.warning(
+                "quota: session=%s pattern=%s snippet=%r decision=%s",
+                session,
+                stop.pattern,
+                stop.snippet,
+                decision,
+            )
 
     # ----------------------------------------------------------------- dedicated sessions
 
@@ -218,6 +227,11 @@ class QuotaMonitor:
                 known = self.watched.pop(name, None)
                 if known is not None and known.logged is not None:
                     self.watched[name] = Watched(logged=known.logged)
+                continue
+            if self.switcher.left_behind(self.ctx.session_state(name).account):
+                if screen.read_state(look.text, self.ctx.patterns) != "working":
+                    self.watched.pop(name, None)  # a new agent, a new baseline
+                    self.ctx.spawn(self.switcher.move_dedicated(name))
                 continue
             await self._judge_dedicated(name, look, now)
 

@@ -107,6 +107,8 @@ class State:
     counters: dict[str, int] = field(default_factory=dict)
     requeues: dict[str, int] = field(default_factory=dict)
     """Task key -> times it was put back after its session died, for the requeue-once rule."""
+    conversations: dict[str, str] = field(default_factory=dict)
+    """Task key -> the conversation a requeued task left: its next run resumes it, not starting over."""
     saved_at: float | None = None
     recovered: bool = field(default=False, compare=False)
 
@@ -138,6 +140,7 @@ def state_to_dict(state: State) -> dict[str, object]:
         "swaps": [_swap_to_dict(s) for s in state.swaps[-MAX_SWAPS:]],
         "counters": dict(state.counters),
         "requeues": dict(state.requeues),
+        "conversations": dict(state.conversations),
     }
 
 
@@ -186,6 +189,7 @@ def state_from_dict(data: object) -> State:
         saved_at=root.opt_number("saved_at"),
         counters=root.int_map("counters"),
         requeues=root.int_map("requeues"),
+        conversations=root.text_map("conversations"),
     )
     for item in root.objects("sessions"):
         session = _session_from(item)

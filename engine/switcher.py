@@ -1,4 +1,4 @@
-"""Switcher: owns swapping — moves every session to the next usable account and resumes each conversation."""
+"""Switcher: owns swapping — the next usable account for new runs, and each stopped run resumed there."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from engine import queue as q
 from engine import screen
 from engine.accounts import earliest_reset, mark_exhausted, next_usable
 from engine.config import Account
-from engine.context import Context
+from engine.context import CAPTURE_LINES, Context
 from engine.conversations import conversation_dir, conversation_on_screen
+from engine.finisher import Finisher
 from engine.launch import LaunchError, agent_running, command_line, paste_and_submit, start_agent
 from engine.lifecycle import create_sessions
 from engine.resumeids import ResumeIds
@@ -44,16 +45,22 @@ class Trigger:
     snippet: str | None = None
     reset_at: float | None = None
     target: str | None = None  # a named account (prefer_first's return); else the next usable one
+    restart_all: bool = False
+    """The operator's "now": every running task moves at once. Otherwise only those the limit stopped move,
+    and a healthy turn finishes on the old account."""
 
 
 class Switcher:
-    """One swap at a time, then a cooldown in which limits seen are taken for the old account's."""
+    """One swap at a time. A swap changes the account new runs start under and moves, each in its own
+    conversation, the runs the limit stopped; the others move when they stop on the old account's limit."""
 
-    def __init__(self, ctx: Context, resume_ids: ResumeIds) -> None:
+    def __init__(self, ctx: Context, finisher: Finisher, resume_ids: ResumeIds) -> None:
         self.ctx = ctx
+        self.finisher = finisher
         self.resume_ids = resume_ids
         self.swapping = False
         self.cooldown_until = 0.0
+        self._moving: set[str] = set()
 
     def target(self) -> Account | None:
         """The account a swap now would move to; None if no other is usable."""
@@ -62,6 +69,12 @@ class Switcher:
 
     def in_cooldown(self, now: float) -> bool:
         return now < self.cooldown_until
+
+    def left_behind(self, account: str | None) -> bool:
+        """A session on `account` ran into a limit the pool has already left: it moves, no new swap."""
+        active = self.ctx.state.active_account
+        known = account is not None and self.ctx.config.account(account) is not None
+        return known and active is not None and account != active and not self.swapping
 
     async def swap(self, trigger: Trigger) -> None:
         """Swap unless one is under way; the cooldown starts when it ends, and the workers are woken."""
@@ -77,7 +90,7 @@ class Switcher:
             self.ctx.wake_watch.set()
 
     async def _swap(self, trigger: Trigger) -> str | None:
-        """Move the pool (and dedicated sessions) to the next usable account; returns its name or None."""
+        """Make the next usable account the active one and move what must move; returns its name or None."""
         ctx = self.ctx
         config, state = ctx.config, ctx.state
         now = ctx.clock.now()
@@ -98,28 +111,22 @@ class Switcher:
         result = await asyncio.to_thread(ensure_links, config)
         for problem in result.problems:
             log.error("swap: %s: %s", problem.key, problem.message)
-        # A finishing run is being completed, requeued or failed: its file is on its way out of inbox/, so
-        # it is not resumed; its session is recreated like the others and its release carries on.
-        moving = [r for r in ctx.running.values() if r.phase in ("working", "waiting")]
-        moving = [r for r in moving if r.session in config.pool_names]
-        for run in moving:
-            run.phase = "finishing"  # the watcher leaves them alone while they move
-        uuids = await asyncio.gather(*(asyncio.to_thread(self._conversation_of, r, old) for r in moving))
-        await self._restart_pool(target, [r.session for r in moving])
+        state.active_account = target.name  # every launch from now on starts under the new account
+        ctx.save()
+        # A finishing run is being completed, requeued or failed: its file is on its way out of inbox/.
+        runs = [r for r in ctx.running.values() if r.phase in ("working", "waiting")]
+        runs = [r for r in runs if r.session in config.pool_names]
+        moving = [r for r in runs if trigger.restart_all or _stopped(r, trigger)]
         dedicated = [d.name for d in config.pool.dedicated]
-        pairs = zip(moving, uuids, strict=True)
         pool_outcomes, dedicated_outcomes = await asyncio.gather(
-            asyncio.gather(*(self._resume_pool_task(r, target, u) for r, u in pairs)),
-            asyncio.gather(*(self._resume_dedicated(name, old, target) for name in dedicated)),
+            asyncio.gather(*(self._move(r, old, target) for r in moving)),
+            asyncio.gather(*(self._resume_dedicated(n, old, target, trigger.restart_all) for n in dedicated)),
         )
-        resumed: list[str] = []
-        for run, ok in zip(moving, pool_outcomes, strict=True):
-            if ok:
-                resumed.append(run.session)
-            else:
-                await self._requeue(run)
+        resumed = [r.session for r, ok in zip(moving, pool_outcomes, strict=True) if ok]
         resumed += [name for name, (ok, _) in zip(dedicated, dedicated_outcomes, strict=True) if ok]
         not_resumed = {name: why for name, (_, why) in zip(dedicated, dedicated_outcomes, strict=True) if why}
+        staying = sorted(r.session for r in runs if r not in moving)
+        staying += [n for n in dedicated if ctx.session_state(n).account == old_name and n not in resumed]
         record = SwapRecord(
             at=now,
             from_account=old_name,
@@ -143,6 +150,7 @@ class Switcher:
             snippet=trigger.snippet,
             resumed=resumed,
             not_resumed=not_resumed,
+            finishing=staying,
             duration=record.duration,
         )
         return target.name
@@ -158,31 +166,67 @@ class Switcher:
         ctx.emit("all_exhausted", account=old_name, reason=trigger.reason, until=until)
         log.error("every account is exhausted; dispatch paused until %s", until)
 
-    async def _restart_pool(self, target: Account, moving: list[str]) -> None:
-        """Every pool session is killed and made again, the moving ones first, on the new account."""
-        ctx = self.ctx
-        live = set(await asyncio.to_thread(ctx.tmux.list_sessions))
-        await asyncio.gather(
-            *(
-                asyncio.to_thread(ctx.tmux.kill_session, name)
-                for name in ctx.config.pool_names
-                if name in live
-            )
-        )
-        ctx.state.active_account = target.name
-        ctx.save()
-        await asyncio.to_thread(create_sessions, ctx.config, ctx.tmux, moving)
-        await asyncio.to_thread(ctx.ensure_pool_now, len(moving))
+    def start_move(self, run: Running) -> None:
+        """A run left on an earlier account stopped on that account's limit: it alone moves to the active
+        account, in its own conversation, in the background (the watcher leaves it alone meanwhile)."""
+        old = self.ctx.config.account(run.account)
+        if old is None or run.session in self._moving:
+            return
+        run.phase = "finishing"
+        self._moving.add(run.session)
+        self.ctx.spawn(self._move_alone(run, old))
 
-    async def _requeue(self, run: Running) -> None:
-        """A run that could not be resumed goes back to the inbox; its fresh session is idle."""
+    async def _move_alone(self, run: Running, old: Account) -> None:
+        new = self.ctx.active_account()
+        log.info(
+            "%s: stopped on %s's limit after the swap; resumed under %s", run.session, old.name, new.name
+        )
+        if await self._move(run, old, new):
+            self.ctx.save()
+            self.ctx.emit(
+                "moved", session=run.session, task=run.task.key, account=new.name, from_account=old.name
+            )
+
+    # ----------------------------------------------------------------- pool runs
+
+    async def _move(self, run: Running, old: Account, new: Account) -> bool:
+        """Restart the run's session and resume its conversation under `new`; back to the queue if not."""
+        self._moving.add(run.session)
+        run.phase = "finishing"  # the watcher leaves it alone while it moves
+        try:
+            uuid = await asyncio.to_thread(self._conversation_of, run, old)
+            await asyncio.to_thread(self._restart_session, run.session)
+            if await self._resume_pool_task(run, new, uuid):
+                return True
+            await self._requeue(run, uuid)
+            return False
+        finally:
+            self._moving.discard(run.session)
+
+    def _restart_session(self, session: str) -> None:
+        """A fresh shell in the session: its agent stopped at a limit has nothing left to write."""
+        ctx = self.ctx
+        if ctx.tmux.has_session(session):
+            ctx.tmux.kill_session(session)
+        create_sessions(ctx.config, ctx.tmux, [session])
+
+    async def _requeue(self, run: Running, uuid: str | None) -> None:
+        """A run that could not be resumed goes back to the inbox, keeping its conversation for its next
+        run; its session is idle again and takes work."""
+        ctx = self.ctx
         try:
             await asyncio.to_thread(q.requeue, run.claimed)
         except TaskError as exc:
             log.error("swap: %s", exc)
-        self.ctx.running.pop(run.session, None)
-        self.ctx.session_state(run.session).state = IDLE
-        self.ctx.emit("requeued", session=run.session, task=run.task.key, reason="not resumed after swap")
+        if uuid is not None:
+            ctx.state.conversations[run.task.key] = uuid
+        ctx.running.pop(run.session, None)
+        s = ctx.session_state(run.session)
+        s.state, s.task, s.task_path = IDLE, None, None
+        ctx.save()
+        ctx.emit("requeued", session=run.session, task=run.task.key, reason="not resumed after swap")
+        await self.finisher.stop_agent(run.session)
+        ctx.wake_dispatch.set()
 
     # ----------------------------------------------------------------- pool runs
 
@@ -264,19 +308,48 @@ class Switcher:
             await asyncio.to_thread(self.resume_ids.forget, name)
         return uuid, how
 
-    async def _resume_dedicated(self, name: str, old: Account, new: Account) -> tuple[bool, str | None]:
-        """Exit a dedicated session's agent (menu closed first) and resume its own conversation under `new`.
+    async def move_dedicated(self, name: str) -> None:
+        """A dedicated session left on an earlier account (it was working at the swap) is done with its
+        turn or stopped on that account's limit: it moves to the active account in its own conversation."""
+        ctx = self.ctx
+        s = ctx.session_state(name)
+        old = ctx.config.account(s.account or "")
+        if old is None or name in self._moving or self.swapping:
+            return
+        new = ctx.active_account()
+        self._moving.add(name)
+        try:
+            ok, why = await self._resume_dedicated(name, old, new, restart_all=True)
+        finally:
+            self._moving.discard(name)
+        if ok:
+            ctx.emit("moved", session=name, account=new.name, from_account=old.name)
+        else:
+            s.account = None  # not this engine's to move again
+            log.warning("%s: not moved from %s: %s", name, old.name, why or "its agent is gone")
+        ctx.save()
+
+    async def _resume_dedicated(
+        self, name: str, old: Account, new: Account, restart_all: bool
+    ) -> tuple[bool, str | None]:
+        """Exit a dedicated session's agent (menu closed first) and resume its own conversation under `new`;
+        one still at work is left to finish its turn on `old` (unless `restart_all`) and moves after.
 
         Returns (resumed, why not). The conversation is identified before the agent
         exits and its id saved, so a crash mid-swap does not lose it; without one the agent is not
         relaunched, as a fresh or someone else's conversation would be worse than none.
         """
-        tmux, agent = self.ctx.tmux, self.ctx.config.agent
-        dedicated = self.ctx.config.dedicated_session(name)
+        ctx = self.ctx
+        tmux, agent = ctx.tmux, ctx.config.agent
+        dedicated = ctx.config.dedicated_session(name)
         if dedicated is None or not await asyncio.to_thread(tmux.has_session, name):
             return False, None
         if not agent_running(await asyncio.to_thread(tmux.current_command, name)):
             return False, None  # nothing running there: leave the shell alone
+        s = ctx.session_state(name)
+        if not restart_all and await asyncio.to_thread(self._working, name):
+            s.account = old.name  # it moves when its turn ends (see QuotaMonitor.watch_dedicated)
+            return False, None
         uuid, how = await self._identify_before_exit(name, dedicated.project, old)
         await asyncio.to_thread(tmux.type_line, name, "/exit")
         deadline = time.monotonic() + DEDICATED_EXIT_WAIT
@@ -292,4 +365,15 @@ class Switcher:
             dedicated.project, new.home, agent.command, agent.args, agent.models.default, uuid
         )
         await asyncio.to_thread(tmux.type_line, name, line, True)
+        s.account = new.name
         return True, None
+
+    def _working(self, name: str) -> bool:
+        text = self.ctx.tmux.capture(name, CAPTURE_LINES)
+        return screen.read_state(text, self.ctx.patterns) == "working"
+
+
+def _stopped(run: Running, trigger: Trigger) -> bool:
+    """The run's turn ended on the limit (or it waited for one to reset): it moves with the swap."""
+    limited = run.stop is not None and run.stop.kind == "quota"
+    return run.phase == "waiting" or run.session == trigger.session or limited

@@ -29,7 +29,9 @@ def footer_account(ws: Workspace, project: str, name: str) -> str:
     return next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("account: "))
 
 
-def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(ws: Workspace) -> None:
+def test_a_limit_moves_the_stopped_run_while_a_healthy_turn_finishes_on_the_old_account(
+    ws: Workspace,
+) -> None:
     ran = ws.root / "ran.log"
     ws.add_task(
         "web",
@@ -45,15 +47,40 @@ def test_quota_hit_moves_the_pool_to_the_next_account_in_the_same_conversations(
     [swap] = swaps(ws)
     assert (swap["from_account"], swap["account"]) == ("primary", "secondary")
     assert swap["pattern"] == "hit_your_limit" and swap["session"] in ("ccl-auto-11", "ccl-auto-12")
-    assert sorted(cast(list[str], swap["resumed"])) == ["ccl-auto-11", "ccl-auto-12"]
-    assert sorted(ran.read_text().split()) == ["A", "B"]  # each finished once, after the swap
-    assert footer_account(ws, "web", "a-limited.md") == "secondary"
-    assert footer_account(ws, "web", "b-long.md") == "secondary"
+    others = {"ccl-auto-11", "ccl-auto-12"} - {swap["session"]}
+    assert swap["resumed"] == [swap["session"]] and swap["finishing"] == sorted(others)
+    assert sorted(ran.read_text().split()) == ["A", "B"]  # each finished once
+    assert footer_account(ws, "web", "a-limited.md") == "secondary"  # resumed in its conversation there
+    assert footer_account(ws, "web", "b-long.md") == "primary"  # its healthy turn was not cut off
     # one conversation file per task: the resumed agent appended to the same transcript
     folder = conversation_dir(ws.root / "shared", ws.project("web"))
     assert len([p for p in os.listdir(folder) if p.endswith(".jsonl")]) == 2
     assert engine.state.active_account == "secondary"
     assert engine.state.accounts["primary"].usable_again_at is not None
+    assert "requeued" not in [e["type"] for e in ws.events()]
+    assert all(s.task is None for s in engine.state.sessions.values())  # no stale record after the swap
+
+
+def test_a_run_left_on_the_exhausted_account_moves_alone_when_it_meets_the_limit(ws: Workspace) -> None:
+    ran = ws.root / "ran.log"
+    ws.add_task("web", "a", f"First\nsim: work 3s\nsim: append {ran} A", age=2)
+    ws.add_task("web", "b", f"Second\nsim: work 3s\nsim: append {ran} B", age=1)
+    engine = new_engine(ws)
+    exhausted: list[bool] = []
+
+    def run_out_mid_turn() -> None:  # the account runs out while both turns are under way
+        if not exhausted and sum(1 for r in engine.running.values() if r.phase == "working") == 2:
+            exhausted.append(True)
+            (ws.root / "accounts" / "primary" / "sim-quota").write_text("You've hit your limit · resets 3am")
+
+    run_engine(engine, lambda: len(ws.done("web")) == 2, timeout=90, during=run_out_mid_turn)
+    [swap] = swaps(ws)  # one swap: the second limit on the old account moves its run, no swap back
+    moved = [e for e in ws.events() if e["type"] == "moved"]
+    assert len(cast(list[str], swap["resumed"])) + len(moved) == 2
+    assert all(e["account"] == "secondary" and e["from_account"] == "primary" for e in moved)
+    assert sorted(ran.read_text().split()) == ["A", "B"]
+    assert footer_account(ws, "web", "a.md") == footer_account(ws, "web", "b.md") == "secondary"
+    assert "requeued" not in [e["type"] for e in ws.events()]
 
 
 THROTTLE = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
