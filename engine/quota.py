@@ -14,6 +14,7 @@ from engine.context import Context
 from engine.conversations import conversation_dir, conversation_on_screen
 from engine.launch import CONTINUE, agent_running
 from engine.patterns import Patterns
+from engine.resets import parse_reset
 from engine.runtime import Look, Running
 from engine.switcher import Switcher, Trigger
 
@@ -58,7 +59,7 @@ def decide(
 def reset_of(message: str, now: float, patterns: Patterns) -> float | None:
     """The reset time a limit message names, in local time; None if it names none."""
     local = datetime.now().astimezone().tzinfo or UTC
-    reset = screen.parse_reset(message, datetime.fromtimestamp(now, local), local, patterns)
+    reset = parse_reset(message, datetime.fromtimestamp(now, local), local, patterns)
     return reset.timestamp() if reset else None
 
 
