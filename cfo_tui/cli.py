@@ -113,7 +113,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
-    from engine.screen import PatternError, load_patterns, read
+    from engine.patterns import PatternError, load_patterns
+    from engine.screen import read
     from engine.transcript import read_lines
 
     override: Path | None = None

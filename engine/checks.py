@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.config import Config, format_problem
 from engine.config_reader import check_config, load_config
-from engine.screen import PatternError, load_patterns
+from engine.patterns import PatternError, load_patterns
 from engine.symlinks import HOME_KINDS, inspect
 
 TMUX_TIMEOUT = 5.0

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from engine import queue as q
-from engine import screen
 from engine.batch import PaneReader
 from engine.clock import Clock
 from engine.config import Account, Config
 from engine.events import Event, EventLog, EventType
 from engine.lifecycle import ensure_pool
+from engine.patterns import Patterns
 from engine.runtime import Look, Running
 from engine.snapshot import day_of
 from engine.state import SessionKind, SessionState, State, StateStore
@@ -31,7 +31,7 @@ class Context:
     """What the workers share. Each worker owns one job and reaches the others only through the
     objects it is given; this holds the state they all read and write, and the ways to wake them."""
 
-    def __init__(self, config: Config, tmux: TmuxClient, clock: Clock, patterns: screen.Patterns) -> None:
+    def __init__(self, config: Config, tmux: TmuxClient, clock: Clock, patterns: Patterns) -> None:
         self.config = config
         self.tmux = tmux
         self.clock = clock

@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from engine import screen
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock
 from engine.config import Config
@@ -24,6 +23,7 @@ from engine.housekeeping import Housekeeping
 from engine.janitor import Janitor
 from engine.lock import StateLock
 from engine.notify import Notifier
+from engine.patterns import Patterns, load_patterns
 from engine.quota import QuotaMonitor
 from engine.recovery import Recovery
 from engine.resumeids import ResumeIds
@@ -57,7 +57,7 @@ class Engine:
         config: Config,
         tmux: TmuxClient,
         clock: Clock | None = None,
-        patterns: screen.Patterns | None = None,
+        patterns: Patterns | None = None,
         api_error_backoff: float = 10.0,
         full_scan: float = FULL_SCAN,
         delegation_poll: float = DELEGATION_POLL,
@@ -68,7 +68,7 @@ class Engine:
             config,
             tmux,
             clock or SystemClock(),
-            patterns or screen.load_patterns(config.screen.patterns_file),
+            patterns or load_patterns(config.screen.patterns_file),
         )
         self.ctx = ctx
         self.full_scan = full_scan
@@ -114,7 +114,7 @@ class Engine:
         return self.ctx.clock
 
     @property
-    def patterns(self) -> screen.Patterns:
+    def patterns(self) -> Patterns:
         return self.ctx.patterns
 
     @property

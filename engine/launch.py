@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine import screen
 from engine.batch import PaneReader
+from engine.patterns import Patterns
 from engine.safetext import control_in, describe_control, visible
 from engine.tmux import TmuxClient
 
@@ -108,7 +109,7 @@ class Launch:
     pasted_at: float = 0.0
 
 
-async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patterns: screen.Patterns) -> str:
+async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patterns: Patterns) -> str:
     """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -123,7 +124,7 @@ async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patt
         await asyncio.sleep(0.1)
 
 
-def echoed(text: str, marker: str, patterns: screen.Patterns) -> bool:
+def echoed(text: str, marker: str, patterns: Patterns) -> bool:
     """The agent echoed a prompt carrying `marker` above its box: that message was submitted.
 
     The echo's prefix is the `prompt_echo` pattern (`> `, or `❯ ` in newer versions); only lines above
@@ -133,16 +134,14 @@ def echoed(text: str, marker: str, patterns: screen.Patterns) -> bool:
     return any(echo.match(line) and marker in line for line in screen.split_pane(text, patterns).above)
 
 
-def submitted(text: str, marker: str, patterns: screen.Patterns) -> bool:
+def submitted(text: str, marker: str, patterns: Patterns) -> bool:
     """The message left the box: it is echoed above it, or the agent is working on it."""
     if screen.paste_pending(text, patterns):
         return False
     return screen.read_state(text, patterns) == "working" or echoed(text, marker, patterns)
 
 
-async def paste_and_submit(
-    tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: screen.Patterns
-) -> int:
+async def paste_and_submit(tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: Patterns) -> int:
     """Paste the message, press a lone Enter after the paste window, confirm; returns Enters sent."""
     await asyncio.to_thread(tmux.send_text, launch.session, launch.message)
     launch.pasted_at = time.time()
@@ -162,9 +161,7 @@ async def paste_and_submit(
     raise LaunchError(f"{launch.session}: the agent did not take the message after {SUBMIT_ATTEMPTS} Enters")
 
 
-async def start_agent(
-    tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: screen.Patterns
-) -> None:
+async def start_agent(tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: Patterns) -> None:
     """Type the command line into the session's shell (the dispatcher saw a shell there just before)
     and wait for the agent's prompt."""
     # The last agent's box is still on screen after /exit: clear it so it cannot pass for the new prompt.

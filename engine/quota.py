@@ -13,6 +13,8 @@ from engine.accounts import next_usable
 from engine.context import Context
 from engine.conversations import conversation_dir, conversation_on_screen
 from engine.launch import CONTINUE, agent_running
+from engine.patterns import Patterns
+from engine.resets import parse_reset
 from engine.runtime import Look, Running
 from engine.switcher import Switcher, Trigger
 
@@ -54,15 +56,15 @@ def decide(
     return "waiting for the second look", seen_at
 
 
-def reset_of(message: str, now: float, patterns: screen.Patterns) -> float | None:
+def reset_of(message: str, now: float, patterns: Patterns) -> float | None:
     """The reset time a limit message names, in local time; None if it names none."""
     local = datetime.now().astimezone().tzinfo or UTC
-    reset = screen.parse_reset(message, datetime.fromtimestamp(now, local), local, patterns)
+    reset = parse_reset(message, datetime.fromtimestamp(now, local), local, patterns)
     return reset.timestamp() if reset else None
 
 
 def limit_evidence(
-    stop: screen.Stop, ended_on: transcript.ApiError | None, now: float, patterns: screen.Patterns
+    stop: screen.Stop, ended_on: transcript.ApiError | None, now: float, patterns: Patterns
 ) -> Evidence:
     """(reset time if the message, or else the record the turn ended on, names one; whether that record
     is a usage limit: a server throttling requests answers 429 too, and is no confirmation)."""

@@ -1,102 +1,31 @@
 """Reading a captured Claude Code pane: layout, working or idle, stops (quota, server, auth), reset times."""
 
+# Over our ~400 lines on purpose: the layout, the current turn, the stops and the state all read one
+# private model of the pane (PaneView, _Turn, _Block); cut apart, each would import the others' internals.
+
 from __future__ import annotations
 
-import functools
-import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
-from importlib import resources
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
+from datetime import datetime, tzinfo
+from typing import Literal
 
 from engine import transcript
+from engine.patterns import Patterns, load_patterns
+from engine.resets import local_tz, parse_reset
 from engine.transcript import StopKind as StopKind
-
-log = logging.getLogger(__name__)
 
 State = Literal["working", "idle", "menu", "unknown"]
 
-STOP_KINDS: tuple[StopKind, ...] = ("quota", "server_error", "auth")
 # When one new stretch of text holds several kinds, the first here wins: a server error vetoes a quota hit
 # (a burst of 5xx must never swap accounts), and an auth failure means the quota wording cannot be trusted.
 KIND_PRIORITY: tuple[StopKind, ...] = ("server_error", "auth", "quota")
 
-LAYOUT_KEYS: tuple[str, ...] = (
-    "rule",
-    "box",
-    "box_placeholder",
-    "prompt_echo",
-    "echo_continuation",
-    "local_command",
-    "answer",
-    "tool_call",
-    "result",
-    "interrupted",
-    "spinner",
-    "turn_end",
-    "paste",
-    "session_id",
-    "limit_menu",
-    "menu_title",
-    "agent_exited",
-    "shell_prompt",
-    "reset_epoch",
-    "reset_clock",
-)
-_REQUIRED_GROUPS: Mapping[str, frozenset[str]] = {
-    "session_id": frozenset({"id"}),
-    "reset_epoch": frozenset({"epoch"}),
-    "reset_clock": frozenset({"hour"}),
-}
-_ENTRY_KEYS: Mapping[str, frozenset[str]] = {
-    "layout": frozenset({"regex", "example"}),
-    "stops": frozenset({"name", "kind", "regex", "example"}),
-    "warnings": frozenset({"name", "regex", "example"}),
-}
-
 SNIPPET_CHARS = 120
 # The menu's title sits a few lines above its "Stop and wait" option.
 _MENU_TITLE_REACH = 8
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class PatternError(ValueError):
-    """A patterns file is unreadable or an entry is wrong; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """One entry of a patterns file (`source`); `kind` is set for stops only."""
-
-    name: str
-    regex: re.Pattern[str]
-    example: str
-    source: str
-    kind: StopKind | None = None
-
-
-@dataclass(frozen=True)
-class Patterns:
-    """The layout patterns by key, the stop patterns and the warnings, in file order (user additions last)."""
-
-    layout: Mapping[str, Pattern]
-    stops: tuple[Pattern, ...]
-    warnings: tuple[Pattern, ...]
-
-    def rx(self, key: str) -> re.Pattern[str]:
-        return self.layout[key].regex
-
-    def all(self) -> tuple[Pattern, ...]:
-        return (*self.layout.values(), *self.stops, *self.warnings)
 
 
 @dataclass(frozen=True)
@@ -128,124 +57,6 @@ class Reading:
             "reset_at": self.reset_at.isoformat() if self.reset_at else None,
             "pattern": self.pattern,
         }
-
-
-# --- loading ------------------------------------------------------------------------------------------------
-
-
-def _shipped_text() -> tuple[str, str]:
-    ref = resources.files("engine").joinpath("patterns.yaml")
-    return str(ref), ref.read_text(encoding="utf-8")
-
-
-def _parse_file(source: str, text: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PatternError(f"{source}: not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise PatternError(f"{source}: expected a mapping with layout, stops and warnings")
-    unknown = sorted(set(data) - set(_ENTRY_KEYS))
-    if unknown:
-        raise PatternError(
-            f"{source}: unknown section(s) {', '.join(unknown)}; expected layout, stops, warnings"
-        )
-    return cast(dict[str, Any], data)
-
-
-def _compile(source: str, key: str, entry: Any, section: str) -> Pattern:
-    if not isinstance(entry, dict):
-        raise PatternError(f"{source}: {key}: expected a mapping with regex and example")
-    allowed = _ENTRY_KEYS[section]
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise PatternError(f"{source}: {key}: unknown key(s) {', '.join(map(str, unknown))}")
-    for required in ("regex", "example"):
-        if not isinstance(entry.get(required), str) or not entry[required]:
-            raise PatternError(f"{source}: {key}.{required}: expected a non-empty string")
-    try:
-        regex = re.compile(entry["regex"])
-    except re.error as exc:
-        raise PatternError(f"{source}: {key}.regex: does not compile: {exc}") from exc
-    name = key.rsplit(".", 1)[-1]
-    missing = _REQUIRED_GROUPS.get(name, frozenset()) - set(regex.groupindex)
-    if section == "layout" and missing:
-        raise PatternError(f"{source}: {key}.regex: needs the named group(s) {', '.join(sorted(missing))}")
-    if not regex.search(entry["example"]):
-        raise PatternError(f"{source}: {key}: regex does not match its example {entry['example']!r}")
-    kind: StopKind | None = None
-    if section == "stops":
-        if entry.get("kind") not in STOP_KINDS:
-            raise PatternError(f"{source}: {key}.kind: expected one of {', '.join(STOP_KINDS)}")
-        kind = cast(StopKind, entry["kind"])
-    return Pattern(name=name, regex=regex, example=entry["example"], source=source, kind=kind)
-
-
-def _named_list(source: str, section: str, entries: Any) -> list[Pattern]:
-    if not isinstance(entries, list):
-        raise PatternError(f"{source}: {section}: expected a list of entries")
-    out: list[Pattern] = []
-    for i, entry in enumerate(entries):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise PatternError(f"{source}: {section}[{i}].name: expected a snake_case name")
-        if any(p.name == name for p in out):
-            raise PatternError(f"{source}: {section}.{name}: defined twice")
-        out.append(_compile(source, f"{section}.{name}", entry, section))
-    return out
-
-
-def _merge(base: list[Pattern], extra: list[Pattern]) -> tuple[Pattern, ...]:
-    merged = list(base)
-    for pattern in extra:
-        same = [i for i, p in enumerate(merged) if p.name == pattern.name]
-        if same:
-            merged[same[0]] = pattern
-        else:
-            merged.append(pattern)
-    return tuple(merged)
-
-
-def _build(files: Sequence[tuple[str, str]]) -> Patterns:
-    layout: dict[str, Pattern] = {}
-    stops: tuple[Pattern, ...] = ()
-    warnings: tuple[Pattern, ...] = ()
-    for source, text in files:
-        data = _parse_file(source, text)
-        section = data.get("layout") or {}
-        if not isinstance(section, dict):
-            raise PatternError(f"{source}: layout: expected a mapping of keys to entries")
-        for key, entry in section.items():
-            if key not in LAYOUT_KEYS:
-                raise PatternError(f"{source}: layout.{key}: unknown key; known: {', '.join(LAYOUT_KEYS)}")
-            layout[key] = _compile(source, f"layout.{key}", entry, "layout")
-        stops = _merge(list(stops), _named_list(source, "stops", data.get("stops") or []))
-        warnings = _merge(list(warnings), _named_list(source, "warnings", data.get("warnings") or []))
-    missing = [k for k in LAYOUT_KEYS if k not in layout]
-    if missing:
-        raise PatternError(f"{files[0][0]}: layout: missing key(s) {', '.join(missing)}")
-    clash = {p.name for p in stops} & {p.name for p in warnings}
-    if clash:
-        raise PatternError(f"{files[-1][0]}: {', '.join(sorted(clash))}: named both a stop and a warning")
-    return Patterns(layout=MappingProxyType(layout), stops=stops, warnings=warnings)
-
-
-@functools.cache
-def _default_patterns() -> Patterns:
-    return _build([_shipped_text()])
-
-
-def load_patterns(override: Path | None = None) -> Patterns:
-    """The shipped patterns; `override` (screen.patterns_file) replaces entries by name or adds to lists."""
-    if override is None:
-        return _default_patterns()
-    try:
-        text = override.expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PatternError(f"{override}: cannot read the patterns file: {exc}") from exc
-    return _build([_shipped_text(), (str(override), text)])
 
 
 # --- layout -------------------------------------------------------------------------------------------------
@@ -616,92 +427,7 @@ def status_session_id(text: str, echoes_before: int, patterns: Patterns | None =
     return last_session_id("\n".join(above[echoes[-1] + 1 :]), p)
 
 
-# --- reset times --------------------------------------------------------------------------------------------
-
-
-_UNKNOWN_ZONES: set[str] = set()  # each reported once
-# A dated reset this little in the past has just happened (clocks differ); further back, it is next year's.
-_JUST_PAST = timedelta(hours=1)
-
-
-def _zone(name: str | None, fallback: tzinfo) -> tzinfo:
-    if not name:
-        return fallback
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        if name not in _UNKNOWN_ZONES:
-            _UNKNOWN_ZONES.add(name)
-            log.warning("reset time zone %r is not a known IANA zone; local time is assumed", name)
-        return fallback
-
-
-def _clock(g: Mapping[str, str | None]) -> tuple[int, int] | None:
-    hour, minute = int(g["hour"] or 0), int(g.get("minute") or 0)
-    ampm = (g.get("ampm") or "").lower()
-    if ampm:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if ampm.startswith("p") else 0)
-    elif g.get("minute") is None:
-        return None  # a bare number ("resets 5 times") is not a time
-    return (hour, minute) if hour < 24 and minute < 60 else None
-
-
-def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone: tzinfo) -> date | None:
-    today = local_now.date()
-    month, day, weekday = g.get("month"), g.get("day"), g.get("weekday")
-    if month and day:
-        # The message names no year: a limit resets in the future, so a date already past is next year's
-        # (Jan 2 seen on Dec 30, or on Jan 14), unless it has only just passed.
-        for year in (today.year, today.year + 1):
-            try:
-                when = date(year, _MONTHS.index(month[:3].lower()) + 1, int(day))
-            except ValueError:
-                continue
-            if datetime.combine(when, at, zone) > local_now - _JUST_PAST:
-                return when
-        return None
-    if weekday:
-        when = today + timedelta(days=(_WEEKDAYS.index(weekday[:3].lower()) - today.weekday()) % 7)
-        return when if datetime.combine(when, at, zone) > local_now else when + timedelta(days=7)
-    return today if datetime.combine(today, at, zone) > local_now else today + timedelta(days=1)
-
-
-def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None = None) -> datetime | None:
-    """When a limit lifts, from a message: `|<epoch>`, `3am`, `1pm (Europe/Madrid)`, `13:00`, `Mon 9am`,
-    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a date already past
-    means next year's; a day name means its next occurrence; a zone in parentheses is used when known, `tz`
-    otherwise (an unknown one is logged once)."""
-    p = patterns or load_patterns()
-    now = now if now.tzinfo else now.replace(tzinfo=tz)
-    m = p.rx("reset_epoch").search(text)
-    if m:
-        try:
-            return datetime.fromtimestamp(int(m["epoch"]), tz)
-        except (OverflowError, OSError, ValueError):
-            return None
-    for m in p.rx("reset_clock").finditer(text):
-        g = m.groupdict()
-        clock = _clock(g)
-        if clock is None:
-            continue
-        zone = _zone(g.get("tz"), tz)
-        at = time(*clock)
-        local_now = now.astimezone(zone)
-        when = _reset_date(g, local_now, at, zone)
-        if when is not None:
-            return datetime.combine(when, at, zone)
-    return None
-
-
 # --- the reading --------------------------------------------------------------------------------------------
-
-
-def _local_tz() -> tzinfo:
-    tz = datetime.now().astimezone().tzinfo
-    assert tz is not None
-    return tz
 
 
 def classify_record(error: transcript.ApiError, patterns: Patterns | None = None) -> Stop | None:
@@ -735,7 +461,7 @@ def read(
     otherwise (no transcript, or its latest turn ended normally) the screen is read as `classify` does.
     """
     p = patterns or load_patterns()
-    zone = tz or _local_tz()
+    zone = tz or local_tz()
     at = now or datetime.now(zone)
     view = split_pane(text, p)
     state = _state(view, p)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from engine import queue as q
-from engine import screen
 from engine.config import WatchdogConfig
+from engine.patterns import Patterns
 from engine.tasks import DoneListing, Task, TaskError, resolve_dependencies
 
 Verdict = Literal["ready", "warn", "fail"]
@@ -26,7 +26,7 @@ class BlockedVerdict:
     missing: tuple[str, ...]
 
 
-def progress_mark(text: str, patterns: screen.Patterns) -> str:
+def progress_mark(text: str, patterns: Patterns) -> str:
     """A digest of the pane without its spinner lines: a hung agent's spinner keeps counting seconds,
     so only what the agent writes (answers, tool calls, the box, a dialog) counts as progress."""
     spinner = patterns.rx("spinner")
@@ -48,7 +48,7 @@ class Watchdog:
     """Decisions only; the engine carries them out (sidecars, state, events)."""
 
     config: WatchdogConfig
-    patterns: screen.Patterns
+    patterns: Patterns
     stalls: dict[str, Stall] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(

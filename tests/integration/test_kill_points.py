@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.launch import echoed
-from engine.screen import load_patterns, paste_pending
+from engine.patterns import load_patterns
+from engine.screen import paste_pending
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
 from tests.integration.pipeline_support import (

@@ -17,9 +17,10 @@ from engine.launch import (
     submitted,
     task_marker,
 )
+from engine.patterns import load_patterns
 
 PANES = Path(__file__).parent.parent / "data" / "panes"
-PATTERNS = screen.load_patterns()
+PATTERNS = load_patterns()
 RULE = "─" * 80
 FOOTER = "  ⏵⏵ bypass permissions on (shift+tab to cycle)"
 

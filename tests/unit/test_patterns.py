@@ -7,25 +7,26 @@ from pathlib import Path
 import pytest
 
 from engine import screen
+from engine.patterns import LAYOUT_KEYS, STOP_KINDS, Pattern, PatternError, load_patterns
 
-SHIPPED = screen.load_patterns()
+SHIPPED = load_patterns()
 RULE = "─" * 40
 
 
 @pytest.mark.parametrize("pattern", SHIPPED.all(), ids=lambda p: f"{p.kind or 'layout'}:{p.name}")
-def test_every_shipped_pattern_matches_its_example(pattern: screen.Pattern) -> None:
+def test_every_shipped_pattern_matches_its_example(pattern: Pattern) -> None:
     assert pattern.regex.search(pattern.example)
 
 
 def test_the_shipped_file_has_every_layout_key_and_unique_names() -> None:
-    assert set(SHIPPED.layout) == set(screen.LAYOUT_KEYS)
+    assert set(SHIPPED.layout) == set(LAYOUT_KEYS)
     names = [p.name for p in (*SHIPPED.stops, *SHIPPED.warnings)]
     assert len(names) == len(set(names))
-    assert {p.kind for p in SHIPPED.stops} == set(screen.STOP_KINDS)
+    assert {p.kind for p in SHIPPED.stops} == set(STOP_KINDS)
 
 
 def test_the_shipped_patterns_are_loaded_once() -> None:
-    assert screen.load_patterns() is screen.load_patterns()
+    assert load_patterns() is load_patterns()
 
 
 def test_stop_examples_classify_as_their_own_kind() -> None:
@@ -53,7 +54,7 @@ def test_an_override_replaces_a_layout_pattern(tmp_path: Path) -> None:
     )
     pane = f"> go\n\n◐ Thinking… (3s)\n\n{RULE}\n❯ \n{RULE}\n"
     assert screen.read_state(pane) == "unknown"
-    patterns = screen.load_patterns(path)
+    patterns = load_patterns(path)
     assert screen.read_state(pane, patterns) == "working"
     assert patterns.layout["spinner"].source == str(path)
     assert patterns.layout["box"] == SHIPPED.layout["box"]
@@ -78,7 +79,7 @@ warnings:
     example: 'Now using extra usage · resets 4pm'
 """,
     )
-    patterns = screen.load_patterns(path)
+    patterns = load_patterns(path)
     names = [p.name for p in patterns.stops]
     assert names.count("hit_your_limit") == 1
     assert names.index("hit_your_limit") == [p.name for p in SHIPPED.stops].index("hit_your_limit")
@@ -99,7 +100,7 @@ def test_an_override_is_what_cfo_screen_reads(tmp_path: Path) -> None:
     )
     pane = f"> go\n\n⏺ Working on it.\n  ⎿  Plan limit hit · resets 4pm\n\n{RULE}\n❯ \n{RULE}\n"
     assert screen.read(pane).stop is None
-    reading = screen.read(pane, patterns=screen.load_patterns(path))
+    reading = screen.read(pane, patterns=load_patterns(path))
     assert (reading.stop, reading.pattern) == ("quota", "new_limit")
 
 
@@ -146,17 +147,17 @@ BAD_OVERRIDES = {
 def test_a_bad_override_names_the_file_and_the_key(tmp_path: Path, case: str) -> None:
     text, key = BAD_OVERRIDES[case]
     path = _override(tmp_path, text)
-    with pytest.raises(screen.PatternError) as err:
-        screen.load_patterns(path)
+    with pytest.raises(PatternError) as err:
+        load_patterns(path)
     assert str(path) in str(err.value)
     assert key in str(err.value)
 
 
 def test_a_missing_override_file_is_a_pattern_error(tmp_path: Path) -> None:
-    with pytest.raises(screen.PatternError, match="cannot read"):
-        screen.load_patterns(tmp_path / "nope.yaml")
+    with pytest.raises(PatternError, match="cannot read"):
+        load_patterns(tmp_path / "nope.yaml")
 
 
 def test_an_empty_override_changes_nothing(tmp_path: Path) -> None:
-    patterns = screen.load_patterns(_override(tmp_path, ""))
+    patterns = load_patterns(_override(tmp_path, ""))
     assert [p.name for p in patterns.all()] == [p.name for p in SHIPPED.all()]

@@ -10,7 +10,7 @@ import pytest
 
 from engine import queue as q
 from engine.config import WatchdogConfig
-from engine.screen import load_patterns
+from engine.patterns import load_patterns
 from engine.tasks import Task, read_task
 from engine.watchdog import Watchdog, progress_mark
 
