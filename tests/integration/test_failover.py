@@ -408,3 +408,22 @@ def test_prefer_first_returns_to_the_first_account_when_no_task_would_move(ws: W
     assert engine.state.active_account == "primary"
     back = engine.state.accounts["primary"]
     assert back.usable_again_at is None and back.last_reset is not None  # its limit is history now
+
+
+def test_a_task_requeued_with_its_conversation_resumes_it_on_its_next_run(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ran = ws.root / "ran.log"
+    ws.add_task("web", "t", f"Task\nsim: work 200ms\nsim: append {ran} T")
+    first = new_engine(ws)
+    run_engine(first, lambda: ws.done("web") == ["t.md"], timeout=60)
+    folder = conversation_dir(ws.root / "shared", ws.project("web"))
+    [conversation] = [p for p in os.listdir(folder) if p.endswith(".jsonl")]
+    (ws.project("web") / ".agent-queue" / "done" / "t.md").unlink()
+    ws.add_task("web", "t", f"Task\nsim: work 200ms\nsim: append {ran} T")  # as a swap leaves it requeued
+    second = new_engine(ws)
+    second.state.conversations["web:t"] = conversation.removesuffix(".jsonl")
+    run_engine(second, lambda: ws.done("web") == ["t.md"], timeout=60)
+    assert [p for p in os.listdir(folder) if p.endswith(".jsonl")] == [conversation]  # no fresh one
+    prompts = [line for line in (folder / conversation).read_text().splitlines() if '"type": "user"' in line]
+    assert "continue" in prompts[-1]
+    assert "web:t" not in second.state.conversations  # done: forgotten
