@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from engine import footers, screen
 from engine import queue as q
-from engine import screen
 from engine.clock import iso
 from engine.context import Context
 from engine.launch import agent_running
@@ -35,7 +35,7 @@ class Finisher:
         self.ctx = ctx
         self.watchdog = watchdog
 
-    def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
+    def _footer(self, run: Running, how: str) -> dict[str, footers.FooterValue]:
         return {
             "session": run.session,
             "account": run.account,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from engine import footers
 from engine import queue as q
 from engine.clock import iso
 from engine.config import DelegationConfig
@@ -189,7 +190,7 @@ class DelegationManager:
 
     async def _finish(self, task: Task, job: Job, provider: str, since: float | None) -> None:
         now = self._now()
-        footer: dict[str, q.FooterValue] = {
+        footer: dict[str, footers.FooterValue] = {
             "provider": provider,
             "job": job.id,
             "cost_usd": job.cost_usd,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import footers
 from engine import queue as q
 from engine.tasks import (
     DEFAULT_MAX_BYTES,
@@ -299,7 +300,7 @@ def test_bad_files_are_reported_and_the_queue_keeps_going(tmp_path: Path) -> Non
         "004-link.md",
         "004-link.md.reason",
     ]
-    footer = q.read_footer(failed / "002-bad-yaml.md")
+    footer = footers.read_footer(failed / "002-bad-yaml.md")
     assert footer is not None and str(footer["reason"]).startswith("invalid YAML frontmatter:")
     assert (failed / "003-latin1.md").read_bytes().startswith(b"\xe9t\xe9\n\n---\n")
 
@@ -552,7 +553,7 @@ def test_requeue_restores_the_inbox_file_without_overwriting_a_newcomer(tmp_path
 def test_complete_writes_done_with_a_footer_and_never_overwrites(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     done = p / ".agent-queue" / "done"
-    footer: dict[str, q.FooterValue] = {
+    footer: dict[str, footers.FooterValue] = {
         "task": "web:a",
         "session": "ccl-auto-11",
         "account": "primary",
@@ -568,7 +569,7 @@ def test_complete_writes_done_with_a_footer_and_never_overwrites(tmp_path: Path)
     assert os.listdir(inbox(p)) == []
     text = target.read_text()
     assert text.startswith("---\ntitle: A\n---\nbody\n\n---\n\n```cfo\nstatus: completed\ntask: web:a\n")
-    written = q.read_footer(target)
+    written = footers.read_footer(target)
     assert written is not None
     assert text.endswith(f"ended: done signal\nclaim: {written['claim']}\n```\n")
     assert written == {"status": "completed", **footer, "claim": written["claim"]}
@@ -613,7 +614,7 @@ def test_fail_copies_a_regular_file_with_the_reason_in_its_footer(tmp_path: Path
     target = q.fail(claimed, "timed out after 60m", {"session": "ccl-auto-12"})
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert target == p / ".agent-queue" / "failed" / "a.md"
-    written = q.read_footer(target)
+    written = footers.read_footer(target)
     assert written is not None
     assert written == {
         "status": "failed",
@@ -679,13 +680,13 @@ def test_footer_values_stay_on_one_line_and_cannot_end_the_block(tmp_path: Path)
     p = project(tmp_path, "web")
     reason = "line one\nline two\n```\nclaim: forged\n-->"
     target = q.fail(put(p, "a.md", "body"), reason, {"exit_code": 2, "forced": True, "model": None})
-    footer = q.read_footer(target)
+    footer = footers.read_footer(target)
     assert footer is not None
     assert footer["reason"] == "line one line two ``` claim: forged -->"
     assert (footer["exit_code"], footer["forced"], footer["model"]) == (2, True, None)
     assert footer["claim"] != "forged"
     with pytest.raises(ValueError, match="lower_snake_case"):
-        q.footer_yaml({"Bad Key": 1})
+        footers.footer_yaml({"Bad Key": 1})
 
 
 # --- sidecars ----------------------------------------------------------------------------------------
