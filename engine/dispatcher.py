@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine import queue as q
+from engine import sidecars
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
@@ -168,7 +169,7 @@ class Dispatcher:
 
     def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
         reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
-        if q.mark_blocked(task, reasons):
+        if sidecars.mark_blocked(task, reasons):
             if unsafe:
                 log.error("%s: blocked: %s", task.path, "; ".join(reasons))
             self.ctx.emit("blocked", task=task.key, reason="; ".join(reasons))
@@ -176,7 +177,7 @@ class Dispatcher:
     def _unblock(self, task: Task) -> None:
         """Its dependencies are done: it is queued now, waiting for a session rather than for them."""
         try:
-            if q.clear_sidecar(task, "blocked"):
+            if sidecars.clear_sidecar(task, "blocked"):
                 self.ctx.emit("unblocked", task=task.key)
         except TaskError as exc:
             log.error("%s", exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine import footers, screen
+from engine import footers, screen, sidecars
 from engine import queue as q
 from engine.clock import iso
 from engine.context import Context
@@ -83,7 +83,7 @@ class Finisher:
 
     async def requeue(self, run: Running, reason: str) -> None:
         try:
-            await asyncio.to_thread(q.clear_sidecar, run.claimed, "stuck")
+            await asyncio.to_thread(sidecars.clear_sidecar, run.claimed, "stuck")
             await asyncio.to_thread(q.requeue, run.claimed)
         except TaskError as exc:
             log.error("%s", exc)

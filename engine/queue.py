@@ -1,4 +1,4 @@
-"""The queue on disk: inbox scanning with settle rule and header cache, queue moves and sidecars."""
+"""The queue on disk: project discovery, inbox scanning (settle rule, header cache) and the queue moves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,6 +16,7 @@ from typing import Literal
 from engine.atomic import atomic_write, create_exclusive, fsync_dir, rename_noreplace, write_new
 from engine.footers import FooterValue, append_footer, footer_yaml, read_footer
 from engine.safetext import control_in, describe_control, visible
+from engine.sidecars import SIDECARS, Sidecar, clear_all_sidecars, clear_sidecar, sidecar_path
 from engine.tasks import (
     CLAIM_SUFFIX,
     DEFAULT_MAX_BYTES,
@@ -29,14 +30,13 @@ from engine.tasks import (
     is_within,
     queue_dir,
     read_task,
+    reported,
     symlink_reason,
     task_id_of,
 )
 
 log = logging.getLogger(__name__)
 
-Sidecar = Literal["blocked", "delegated", "stuck"]
-SIDECARS: tuple[Sidecar, ...] = ("blocked", "delegated", "stuck")
 _MAX_NAME_TRIES = 1000
 
 
@@ -289,16 +289,6 @@ class _ProjectScan:
 
 # --- queue moves -------------------------------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _reported(path: Path, action: str) -> Iterator[None]:
-    """Report an OSError of a queue operation as the TaskError of this boundary, naming the file."""
-    try:
-        yield
-    except OSError as exc:
-        raise TaskError(path, f"cannot {action}: {exc.strerror or exc}") from exc
-
-
 # A local claim and a delegation claim of the same task must not interleave (both are check-then-act).
 _claims = threading.Lock()
 
@@ -311,7 +301,7 @@ def claim(task: Task) -> Path:
     """
     src = task.path
     dst = src.with_name(task.filename + ".dispatched")
-    with _claims, _reported(src, "claim it"):
+    with _claims, reported(src, "claim it"):
         if os.path.lexists(sidecar_path(task, "delegated")):
             raise TaskError(src, "delegated to a job service; not claimed")
         try:
@@ -328,6 +318,22 @@ def claim(task: Task) -> Path:
     return dst
 
 
+def claim_delegation(task: Task, placeholder: str) -> bool:
+    """Create the `.delegated` sidecar with `placeholder` before a job is submitted; True if created.
+
+    False if the task is already delegated, or if its file is gone or changed since `task` was read
+    (then no sidecar is left): whoever created the sidecar first owns the task.
+    """
+    path = sidecar_path(task, "delegated")
+    with _claims, reported(path, "mark it delegated"):
+        if not create_exclusive(path, placeholder.strip() + "\n"):
+            return False
+        if _fingerprint(task.path) != task.fingerprint:
+            _remove(path)
+            return False
+    return True
+
+
 def requeue(claimed: Path) -> Path:
     """Put a claimed task back as `inbox/<id>.md` (the undo of `claim`); returns where it went.
 
@@ -335,7 +341,7 @@ def requeue(claimed: Path) -> Path:
     than overwrite it.
     """
     task_id = _claimed_id(claimed)
-    with _reported(claimed, "requeue it"):
+    with reported(claimed, "requeue it"):
         try:
             target = _move_unique(claimed, claimed.parent, task_id)
         except FileNotFoundError:
@@ -352,7 +358,7 @@ def complete(claimed: Path, footer: Mapping[str, FooterValue], section: str = ""
     leaves both; `reconcile_claim` recognises that pair through the footer's `claim` field.
     `section` is text added after the task (a delegated job's result).
     """
-    with _reported(claimed, "complete it"):
+    with reported(claimed, "complete it"):
         try:
             return _finish(claimed, "done", "completed", dict(footer), section)
         except _NotRegular:
@@ -372,7 +378,7 @@ def fail(
     reason goes to a `failed/<name>.reason` sidecar.
     """
     fields: dict[str, FooterValue] = {"reason": reason, **(footer or {})}
-    with _reported(path, "move it to failed/"):
+    with reported(path, "move it to failed/"):
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -389,7 +395,7 @@ def fail(
         fsync_dir(path.parent)
         sidecar = {"status": "failed", **fields, "original": path.name}
         atomic_write(target.with_name(target.name + ".reason"), footer_yaml(sidecar))
-        _clear_all_sidecars(path, task_id)
+        clear_all_sidecars(path, task_id)
     return target
 
 
@@ -397,7 +403,7 @@ def reconcile_claim(claimed: Path) -> Path | None:
     """If `claimed` was already finished (a crash hit between writing done/failed and removing the
     claim), remove the claim and return the finished file; otherwise None and nothing changes."""
     task_id = _claimed_id(claimed)
-    with _reported(claimed, "reconcile the claim"):
+    with reported(claimed, "reconcile the claim"):
         try:
             token = _claim_token(os.lstat(claimed))
         except FileNotFoundError:
@@ -417,7 +423,7 @@ def reconcile_claim(claimed: Path) -> Path | None:
                 found = read_footer(candidate)
                 if found is not None and str(found.get("claim")) == token:
                     _remove(claimed)
-                    _clear_all_sidecars(claimed, task_id)
+                    clear_all_sidecars(claimed, task_id)
                     log.info("%s: already finished as %s; leftover claim removed", claimed, candidate)
                     return candidate
     return None
@@ -451,7 +457,7 @@ def _finish(
         except FileExistsError:
             continue
         _remove(path)
-        _clear_all_sidecars(path, task_id)
+        clear_all_sidecars(path, task_id)
         return candidate
     raise TaskError(path, f"no free name for {task_id} in {directory}")
 
@@ -527,96 +533,3 @@ def _fingerprint(path: Path) -> Fingerprint | None:
 def _claim_token(st: os.stat_result) -> str:
     # Inode and mtime survive the claim/requeue renames and tell this claim from earlier runs of the id.
     return f"{st.st_ino}-{st.st_mtime_ns}"
-
-
-# --- sidecars --------------------------------------------------------------------------------------
-
-
-def sidecar_path(task: Task | Path, kind: Sidecar) -> Path:
-    """`inbox/<id>.md.<kind>` for a task, its inbox file or its claimed file."""
-    path = task.path if isinstance(task, Task) else task
-    task_id = task_id_of(path.name)
-    if task_id is None:
-        raise TaskError(path, "not a task file name (<id>.md)")
-    return path.with_name(f"{task_id}{TASK_SUFFIX}.{kind}")
-
-
-def mark_blocked(task: Task | Path, missing: Iterable[str]) -> bool:
-    """Create the `.blocked` sidecar once; its mtime is when blocking began. True if created now."""
-    path = sidecar_path(task, "blocked")
-    with _reported(path, "mark it blocked"):
-        return create_exclusive(path, "depends_on not met: " + ", ".join(missing) + "\n")
-
-
-def mark_stuck(task: Task | Path, reason: str) -> bool:
-    """Create the `.stuck` sidecar once (its mtime is when it got stuck); True if created now."""
-    path = sidecar_path(task, "stuck")
-    with _reported(path, "mark it stuck"):
-        return create_exclusive(path, " ".join(reason.splitlines()) + "\n")
-
-
-def mark_delegated(task: Task | Path, job_id: str) -> None:
-    """Write (or replace) the `.delegated` sidecar holding the delegation job id."""
-    path = sidecar_path(task, "delegated")
-    with _reported(path, "mark it delegated"):
-        atomic_write(path, job_id.strip() + "\n")
-
-
-def claim_delegation(task: Task, placeholder: str) -> bool:
-    """Create the `.delegated` sidecar with `placeholder` before a job is submitted; True if created.
-
-    False if the task is already delegated, or if its file is gone or changed since `task` was read
-    (then no sidecar is left): whoever created the sidecar first owns the task.
-    """
-    path = sidecar_path(task, "delegated")
-    with _claims, _reported(path, "mark it delegated"):
-        if not create_exclusive(path, placeholder.strip() + "\n"):
-            return False
-        if _fingerprint(task.path) != task.fingerprint:
-            _remove(path)
-            return False
-    return True
-
-
-def delegated_job(task: Task | Path) -> str | None:
-    """The job id in the `.delegated` sidecar, or None if there is none (links are not followed)."""
-    try:
-        fd = os.open(
-            sidecar_path(task, "delegated"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        )
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        job = os.read(fd, 4096).decode("utf-8", "replace").strip()
-    finally:
-        os.close(fd)
-    return job or None
-
-
-def sidecar_since(task: Task | Path, kind: Sidecar) -> float | None:
-    """When the sidecar was created (its mtime), or None if absent."""
-    path = sidecar_path(task, kind)
-    with _reported(path, "read it"):
-        try:
-            return os.lstat(path).st_mtime
-        except FileNotFoundError:
-            return None
-
-
-def clear_sidecar(task: Task | Path, kind: Sidecar) -> bool:
-    """Remove a sidecar; True if there was one."""
-    path = sidecar_path(task, kind)
-    with _reported(path, "remove it"):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return False
-    return True
-
-
-def _clear_all_sidecars(path: Path, task_id: str) -> None:
-    for kind in SIDECARS:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path.parent / f"{task_id}{TASK_SUFFIX}.{kind}")

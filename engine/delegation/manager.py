@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from engine import footers
+from engine import footers, sidecars
 from engine import queue as q
 from engine.clock import iso
 from engine.config import DelegationConfig
@@ -118,7 +118,7 @@ class DelegationManager:
                 await self._fall_back(task, f"submit to {decision.provider} failed: {exc}")
                 return False
             try:
-                await asyncio.to_thread(q.mark_delegated, task, job_id)
+                await asyncio.to_thread(sidecars.mark_delegated, task, job_id)
             except TaskError as exc:
                 # The job runs but its id is not on disk: a restart would submit it again.
                 log.error("%s (job %s)", exc, job_id)
@@ -137,7 +137,7 @@ class DelegationManager:
         self.local_only.add((task.key, task.fingerprint))
         self.jobs.pop(task.key, None)
         try:
-            await asyncio.to_thread(q.clear_sidecar, task, "delegated")
+            await asyncio.to_thread(sidecars.clear_sidecar, task, "delegated")
         except TaskError as exc:
             log.error("%s", exc)
         log.warning("%s: %s; it runs locally", task.path, reason)
@@ -245,7 +245,7 @@ def _excerpt(text: str) -> str:
 
 def _sidecar(task: Task) -> tuple[str | None, float | None]:
     try:
-        since = q.sidecar_since(task, "delegated")
+        since = sidecars.sidecar_since(task, "delegated")
     except TaskError:
         since = None
-    return q.delegated_job(task), since
+    return sidecars.delegated_job(task), since

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import footers
+from engine import footers, sidecars
 from engine import queue as q
 from engine.tasks import (
     DEFAULT_MAX_BYTES,
@@ -508,7 +508,7 @@ def test_a_done_listing_is_taken_once_per_round(tmp_path: Path) -> None:
 def test_claim_renames_to_dispatched_and_a_second_claim_fails_cleanly(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "do it")
-    q.mark_blocked(task, ["api:x"])
+    sidecars.mark_blocked(task, ["api:x"])
     claimed = q.claim(task)
     assert claimed == inbox(p) / "a.md.dispatched"
     assert sorted(os.listdir(inbox(p))) == ["a.md.dispatched"]
@@ -695,16 +695,16 @@ def test_footer_values_stay_on_one_line_and_cannot_end_the_block(tmp_path: Path)
 def test_the_blocked_sidecar_is_created_once_and_keeps_its_time(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "---\ndepends_on: [api:x]\n---\n")
-    assert q.sidecar_since(task, "blocked") is None
-    assert q.mark_blocked(task, ["api:x"]) is True
+    assert sidecars.sidecar_since(task, "blocked") is None
+    assert sidecars.mark_blocked(task, ["api:x"]) is True
     sidecar = inbox(p) / "a.md.blocked"
     os.utime(sidecar, (NOW - 3600, NOW - 3600))
-    assert q.mark_blocked(task, ["api:x", "api:y"]) is False
+    assert sidecars.mark_blocked(task, ["api:x", "api:y"]) is False
     assert sidecar.read_text() == "depends_on not met: api:x\n"
-    assert q.sidecar_since(task, "blocked") == NOW - 3600
-    assert q.clear_sidecar(task, "blocked") is True
-    assert q.clear_sidecar(task, "blocked") is False
-    q.mark_blocked(task, ["api:x"])
+    assert sidecars.sidecar_since(task, "blocked") == NOW - 3600
+    assert sidecars.clear_sidecar(task, "blocked") is True
+    assert sidecars.clear_sidecar(task, "blocked") is False
+    sidecars.mark_blocked(task, ["api:x"])
     q.claim(task)
     assert not sidecar.exists()
 
@@ -716,27 +716,27 @@ def test_a_link_planted_at_a_sidecar_name_is_never_followed(tmp_path: Path) -> N
     victim.write_text("keep")
     for kind in ("blocked", "stuck", "delegated"):
         (inbox(p) / f"a.md.{kind}").symlink_to(victim)
-    assert q.mark_blocked(task, ["x:y"]) is False
-    assert q.mark_stuck(task, "stalled") is False
-    assert q.delegated_job(task) is None
-    q.mark_delegated(task, "job-1")
+    assert sidecars.mark_blocked(task, ["x:y"]) is False
+    assert sidecars.mark_stuck(task, "stalled") is False
+    assert sidecars.delegated_job(task) is None
+    sidecars.mark_delegated(task, "job-1")
     assert victim.read_text() == "keep"
-    assert q.delegated_job(task) == "job-1"
+    assert sidecars.delegated_job(task) == "job-1"
 
 
 def test_delegated_and_stuck_sidecars(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "x")
-    q.mark_delegated(task, "job-42")
-    assert q.delegated_job(task) == "job-42"
-    assert q.delegated_job(inbox(p) / "a.md.dispatched") == "job-42"
-    q.mark_delegated(task, "job-43")
+    sidecars.mark_delegated(task, "job-42")
+    assert sidecars.delegated_job(task) == "job-42"
+    assert sidecars.delegated_job(inbox(p) / "a.md.dispatched") == "job-42"
+    sidecars.mark_delegated(task, "job-43")
     assert (inbox(p) / "a.md.delegated").read_text() == "job-43\n"
-    assert q.clear_sidecar(task, "delegated") and q.delegated_job(task) is None
-    assert q.mark_stuck(task, "no output\nfor 15m") is True
+    assert sidecars.clear_sidecar(task, "delegated") and sidecars.delegated_job(task) is None
+    assert sidecars.mark_stuck(task, "no output\nfor 15m") is True
     assert (inbox(p) / "a.md.stuck").read_text() == "no output for 15m\n"
-    assert q.sidecar_since(task, "stuck") is not None
-    assert q.clear_sidecar(task, "stuck")
+    assert sidecars.sidecar_since(task, "stuck") is not None
+    assert sidecars.clear_sidecar(task, "stuck")
 
 
 # --- projects ----------------------------------------------------------------------------------------
