@@ -8,8 +8,8 @@ import logging
 import time
 from pathlib import Path
 
+from engine import moves, sidecars
 from engine import queue as q
-from engine import sidecars
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
@@ -203,7 +203,7 @@ class Dispatcher:
 
     async def _fail_file(self, error: TaskError) -> None:
         try:
-            await asyncio.to_thread(q.fail, error.path, error.reason)
+            await asyncio.to_thread(moves.fail, error.path, error.reason)
         except TaskError as exc:
             log.error("%s", exc)
             return
@@ -269,7 +269,7 @@ class Dispatcher:
             elif resume:
                 await asyncio.to_thread(self.resume_ids.used, run.session, resume, False)
             ctx.running.pop(run.session, None)
-            await asyncio.to_thread(q.requeue, run.claimed)
+            await asyncio.to_thread(moves.requeue, run.claimed)
             s.state, s.task, s.task_path = IDLE, None, None
             s.launch_failed_at = ctx.clock.now()
             s.last_fail = Failure(ctx.clock.now(), f"launch failed: {exc}")
@@ -285,7 +285,7 @@ def _claim_all(pairs: list[tuple[Task, str]]) -> list[tuple[Path | None, float]]
     out: list[tuple[Path | None, float]] = []
     for task, _ in pairs:
         try:
-            out.append((q.claim(task), time.time()))
+            out.append((moves.claim(task), time.time()))
         except TaskError as exc:
             log.info("%s", exc)
             out.append((None, 0.0))

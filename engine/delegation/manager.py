@@ -9,8 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from engine import footers, sidecars
-from engine import queue as q
+from engine import footers, moves, sidecars
 from engine.clock import iso
 from engine.config import DelegationConfig
 from engine.delegation.client import DelegationError, Job, JobClient
@@ -103,7 +102,7 @@ class DelegationManager:
         try:
             if not resubmit:
                 try:
-                    claimed = await asyncio.to_thread(q.claim_delegation, task, SUBMITTING)
+                    claimed = await asyncio.to_thread(moves.claim_delegation, task, SUBMITTING)
                 except TaskError as exc:
                     log.error("%s", exc)
                     return False
@@ -204,10 +203,10 @@ class DelegationManager:
                 result = job.result or ""
                 footer["result"] = _excerpt(result)
                 section = f"## Result ({provider})\n\n{result.rstrip()}\n" if result.strip() else ""
-                await asyncio.to_thread(q.complete, task.path, footer, section)
+                await asyncio.to_thread(moves.complete, task.path, footer, section)
             else:
                 reason = f"delegated job {job.id} failed: {job.error or 'no error given'}"
-                await asyncio.to_thread(q.fail, task.path, reason, footer)
+                await asyncio.to_thread(moves.fail, task.path, reason, footer)
         except TaskError as exc:
             log.error("%s", exc)
             return
