@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+from engine import moves, sidecars
 from engine import queue as q
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
@@ -168,7 +169,7 @@ class Dispatcher:
 
     def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
         reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
-        if q.mark_blocked(task, reasons):
+        if sidecars.mark_blocked(task, reasons):
             if unsafe:
                 log.error("%s: blocked: %s", task.path, "; ".join(reasons))
             self.ctx.emit("blocked", task=task.key, reason="; ".join(reasons))
@@ -176,7 +177,7 @@ class Dispatcher:
     def _unblock(self, task: Task) -> None:
         """Its dependencies are done: it is queued now, waiting for a session rather than for them."""
         try:
-            if q.clear_sidecar(task, "blocked"):
+            if sidecars.clear_sidecar(task, "blocked"):
                 self.ctx.emit("unblocked", task=task.key)
         except TaskError as exc:
             log.error("%s", exc)
@@ -202,7 +203,7 @@ class Dispatcher:
 
     async def _fail_file(self, error: TaskError) -> None:
         try:
-            await asyncio.to_thread(q.fail, error.path, error.reason)
+            await asyncio.to_thread(moves.fail, error.path, error.reason)
         except TaskError as exc:
             log.error("%s", exc)
             return
@@ -268,7 +269,7 @@ class Dispatcher:
             elif resume:
                 await asyncio.to_thread(self.resume_ids.used, run.session, resume, False)
             ctx.running.pop(run.session, None)
-            await asyncio.to_thread(q.requeue, run.claimed)
+            await asyncio.to_thread(moves.requeue, run.claimed)
             s.state, s.task, s.task_path = IDLE, None, None
             s.launch_failed_at = ctx.clock.now()
             s.last_fail = Failure(ctx.clock.now(), f"launch failed: {exc}")
@@ -284,7 +285,7 @@ def _claim_all(pairs: list[tuple[Task, str]]) -> list[tuple[Path | None, float]]
     out: list[tuple[Path | None, float]] = []
     for task, _ in pairs:
         try:
-            out.append((q.claim(task), time.time()))
+            out.append((moves.claim(task), time.time()))
         except TaskError as exc:
             log.info("%s", exc)
             out.append((None, 0.0))

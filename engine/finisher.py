@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine import queue as q
-from engine import screen
+from engine import footers, moves, screen, sidecars
 from engine.clock import iso
 from engine.context import Context
 from engine.launch import agent_running
@@ -35,7 +34,7 @@ class Finisher:
         self.ctx = ctx
         self.watchdog = watchdog
 
-    def _footer(self, run: Running, how: str) -> dict[str, q.FooterValue]:
+    def _footer(self, run: Running, how: str) -> dict[str, footers.FooterValue]:
         return {
             "session": run.session,
             "account": run.account,
@@ -54,7 +53,7 @@ class Finisher:
     async def complete(self, run: Running, how: str, interrupt: bool = False) -> None:
         ctx = self.ctx
         try:
-            await asyncio.to_thread(q.complete, run.claimed, self._footer(run, how))
+            await asyncio.to_thread(moves.complete, run.claimed, self._footer(run, how))
         except TaskError as exc:
             log.error("%s", exc)
         ctx.count("completed")
@@ -73,7 +72,7 @@ class Finisher:
 
     async def give_up(self, run: Running, reason: str) -> None:
         try:
-            await asyncio.to_thread(q.fail, run.claimed, reason, self._footer(run, "failed"))
+            await asyncio.to_thread(moves.fail, run.claimed, reason, self._footer(run, "failed"))
         except TaskError as exc:
             log.error("%s", exc)
         self.ctx.count("failed")
@@ -83,8 +82,8 @@ class Finisher:
 
     async def requeue(self, run: Running, reason: str) -> None:
         try:
-            await asyncio.to_thread(q.clear_sidecar, run.claimed, "stuck")
-            await asyncio.to_thread(q.requeue, run.claimed)
+            await asyncio.to_thread(sidecars.clear_sidecar, run.claimed, "stuck")
+            await asyncio.to_thread(moves.requeue, run.claimed)
         except TaskError as exc:
             log.error("%s", exc)
         self.ctx.emit("requeued", session=run.session, task=run.task.key, reason=reason)

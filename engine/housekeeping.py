@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from engine import queue as q
+from engine import moves
 from engine.context import Context
 from engine.durations import format_duration
 from engine.janitor import Janitor
@@ -50,7 +50,7 @@ class Housekeeping:
             else:
                 reason = f"blocked for {waited}; still waiting for {waiting}"
                 try:
-                    await asyncio.to_thread(q.fail, v.task.path, reason)
+                    await asyncio.to_thread(moves.fail, v.task.path, reason)
                 except TaskError as exc:
                     log.error("%s", exc)
                     continue

@@ -8,8 +8,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine import queue as q
-from engine import screen
+from engine import moves, screen
 from engine.context import Context
 from engine.conversations import answers_match, conversation_dir, conversation_for, recent_answers
 from engine.finisher import Finisher
@@ -41,7 +40,7 @@ class Recovery:
         holders = {s.task: name for name, s in ctx.state.sessions.items() if s.task}
         adopted: set[str] = set()
         for claimed in scan.claimed:
-            if await asyncio.to_thread(q.reconcile_claim, claimed):
+            if await asyncio.to_thread(moves.reconcile_claim, claimed):
                 continue
             project = next((p for p, d in projects.items() if claimed.parent.parent.parent == d), None)
             task_id = task_id_of(claimed.name)
@@ -54,7 +53,7 @@ class Recovery:
             if session is not None and await self._adopt(session, claimed, project):
                 adopted.add(session)
                 continue
-            await asyncio.to_thread(q.requeue, claimed)
+            await asyncio.to_thread(moves.requeue, claimed)
             ctx.emit("requeued", task=key, reason="recovered after restart: no agent was working on it")
         for name, s in ctx.state.sessions.items():
             if name not in adopted and s.state != IDLE:

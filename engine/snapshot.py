@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine import queue as q
+from engine import sidecars
 from engine.accounts import next_usable
 from engine.clock import iso
 from engine.config import Config
@@ -109,7 +110,7 @@ def queue_rows(scan: q.ScanResult) -> QueueRows:
     for task in scan.tasks:
         row = TaskRow(task.key, task.project, task.title, task.priority, task.created)
         if scan.marked(task.key, "delegated"):
-            job = q.delegated_job(task)
+            job = sidecars.delegated_job(task)
             pending = job is None or job == SUBMITTING
             delegated.append(
                 replace(
@@ -120,7 +121,7 @@ def queue_rows(scan: q.ScanResult) -> QueueRows:
                 )
             )
         elif scan.marked(task.key, "blocked"):
-            since = q.sidecar_since(task, "blocked")
+            since = sidecars.sidecar_since(task, "blocked")
             waiting = ", ".join(str(d) for d in task.depends_on) or ", ".join(task.unsafe_depends)
             blocked.append(
                 TaskRow(task.key, task.project, task.title, task.priority, task.created, since, waiting)

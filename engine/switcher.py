@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import queue as q
-from engine import screen
+from engine import moves, screen
 from engine.accounts import earliest_reset, mark_exhausted, next_usable
 from engine.config import Account
 from engine.context import CAPTURE_LINES, Context
@@ -215,7 +214,7 @@ class Switcher:
         run; its session is idle again and takes work."""
         ctx = self.ctx
         try:
-            await asyncio.to_thread(q.requeue, run.claimed)
+            await asyncio.to_thread(moves.requeue, run.claimed)
         except TaskError as exc:
             log.error("swap: %s", exc)
         if uuid is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeGuard
@@ -53,6 +54,15 @@ class TaskError(Exception):
         super().__init__(f"{visible(path)}: {reason}")
         self.path = path
         self.reason = reason
+
+
+@contextlib.contextmanager
+def reported(path: Path, action: str) -> Iterator[None]:
+    """Report an OSError of a queue operation as the TaskError of this boundary, naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise TaskError(path, f"cannot {action}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from engine import queue as q
+from engine import sidecars
 from engine.config import WatchdogConfig
 from engine.patterns import Patterns
 from engine.tasks import DoneListing, Task, TaskError, resolve_dependencies
@@ -101,7 +101,7 @@ class Watchdog:
         live: set[str] = set()
         for task in tasks:
             try:
-                since = q.sidecar_since(task, "blocked")
+                since = sidecars.sidecar_since(task, "blocked")
             except TaskError:
                 continue
             if since is None:

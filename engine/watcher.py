@@ -7,8 +7,7 @@ import asyncio
 import logging
 import time
 
-from engine import queue as q
-from engine import screen, transcript
+from engine import screen, sidecars, transcript
 from engine.context import CAPTURE_LINES, Context
 from engine.conversations import conversation_dir
 from engine.durations import format_duration
@@ -249,7 +248,7 @@ class Watcher:
             reason = f"no output for {format_duration(ctx.config.watchdog.stalled_after)}"
             s.state = STALLED
             try:
-                await asyncio.to_thread(q.mark_stuck, run.claimed, f"{run.session}: {reason}")
+                await asyncio.to_thread(sidecars.mark_stuck, run.claimed, f"{run.session}: {reason}")
             except TaskError as exc:
                 log.error("%s", exc)
             log.warning("%s: stalled on %s: %s", run.session, run.task.key, reason)
@@ -257,7 +256,7 @@ class Watcher:
         else:
             s.state = WORKING
             try:
-                await asyncio.to_thread(q.clear_sidecar, run.claimed, "stuck")
+                await asyncio.to_thread(sidecars.clear_sidecar, run.claimed, "stuck")
             except TaskError as exc:
                 log.error("%s", exc)
             ctx.emit("unstalled", session=run.session, task=run.task.key)

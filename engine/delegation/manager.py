@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from engine import queue as q
+from engine import footers, moves, sidecars
 from engine.clock import iso
 from engine.config import DelegationConfig
 from engine.delegation.client import DelegationError, Job, JobClient
@@ -102,7 +102,7 @@ class DelegationManager:
         try:
             if not resubmit:
                 try:
-                    claimed = await asyncio.to_thread(q.claim_delegation, task, SUBMITTING)
+                    claimed = await asyncio.to_thread(moves.claim_delegation, task, SUBMITTING)
                 except TaskError as exc:
                     log.error("%s", exc)
                     return False
@@ -117,7 +117,7 @@ class DelegationManager:
                 await self._fall_back(task, f"submit to {decision.provider} failed: {exc}")
                 return False
             try:
-                await asyncio.to_thread(q.mark_delegated, task, job_id)
+                await asyncio.to_thread(sidecars.mark_delegated, task, job_id)
             except TaskError as exc:
                 # The job runs but its id is not on disk: a restart would submit it again.
                 log.error("%s (job %s)", exc, job_id)
@@ -136,7 +136,7 @@ class DelegationManager:
         self.local_only.add((task.key, task.fingerprint))
         self.jobs.pop(task.key, None)
         try:
-            await asyncio.to_thread(q.clear_sidecar, task, "delegated")
+            await asyncio.to_thread(sidecars.clear_sidecar, task, "delegated")
         except TaskError as exc:
             log.error("%s", exc)
         log.warning("%s: %s; it runs locally", task.path, reason)
@@ -189,7 +189,7 @@ class DelegationManager:
 
     async def _finish(self, task: Task, job: Job, provider: str, since: float | None) -> None:
         now = self._now()
-        footer: dict[str, q.FooterValue] = {
+        footer: dict[str, footers.FooterValue] = {
             "provider": provider,
             "job": job.id,
             "cost_usd": job.cost_usd,
@@ -203,10 +203,10 @@ class DelegationManager:
                 result = job.result or ""
                 footer["result"] = _excerpt(result)
                 section = f"## Result ({provider})\n\n{result.rstrip()}\n" if result.strip() else ""
-                await asyncio.to_thread(q.complete, task.path, footer, section)
+                await asyncio.to_thread(moves.complete, task.path, footer, section)
             else:
                 reason = f"delegated job {job.id} failed: {job.error or 'no error given'}"
-                await asyncio.to_thread(q.fail, task.path, reason, footer)
+                await asyncio.to_thread(moves.fail, task.path, reason, footer)
         except TaskError as exc:
             log.error("%s", exc)
             return
@@ -244,7 +244,7 @@ def _excerpt(text: str) -> str:
 
 def _sidecar(task: Task) -> tuple[str | None, float | None]:
     try:
-        since = q.sidecar_since(task, "delegated")
+        since = sidecars.sidecar_since(task, "delegated")
     except TaskError:
         since = None
-    return q.delegated_job(task), since
+    return sidecars.delegated_job(task), since

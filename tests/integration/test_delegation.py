@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import queue as q
+from engine import footers
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
 from tests.integration.jobserver import Canned, JobServer, Plan, running
@@ -63,7 +63,7 @@ def test_delegated_task_ends_in_done_with_footer_and_result(ws: Workspace, serve
     run_engine(engine, lambda: ws.done("api") == ["poem.md"] and "completed" in types(ws, "api:poem"))
 
     text = done_text(ws, "api", "poem.md")
-    footer = q.read_footer(ws.project("api") / ".agent-queue" / "done" / "poem.md")
+    footer = footers.read_footer(ws.project("api") / ".agent-queue" / "done" / "poem.md")
     assert footer is not None
     assert footer["status"] == "completed" and footer["how"] == "delegated"
     assert footer["provider"] == "gpu" and footer["job"] == "job-1" and footer["cost_usd"] == 0.42
@@ -110,7 +110,7 @@ def test_a_failed_job_goes_to_failed_with_its_error(ws: Workspace, server: JobSe
     ws.add_task("api", "nope", "Do something impossible", **GPU)
     engine = engine_for(ws, server)
     run_engine(engine, lambda: ws.failed("api") == ["nope.md"] and "failed" in types(ws, "api:nope"))
-    footer = q.read_footer(ws.project("api") / ".agent-queue" / "failed" / "nope.md")
+    footer = footers.read_footer(ws.project("api") / ".agent-queue" / "failed" / "nope.md")
     assert footer is not None
     assert footer["reason"] == "delegated job job-1 failed: model refused"
     assert footer["provider"] == "gpu"

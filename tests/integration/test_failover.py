@@ -178,20 +178,20 @@ def test_a_run_finishing_during_a_swap_is_left_to_finish(
 ) -> None:
     import threading
 
-    from engine import queue
+    from engine import moves
 
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ws.add_task("web", "t", "Quick\nsim: work 200ms")
     engine = new_engine(ws)
     finishing, swapped = threading.Event(), threading.Event()
-    complete = queue.complete
+    complete = moves.complete
 
     def held_complete(*args: object, **kwargs: object) -> object:
         finishing.set()
         swapped.wait(timeout=20)  # the file is still on its way to done/ while the swap runs
         return complete(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(queue, "complete", held_complete)
+    monkeypatch.setattr(moves, "complete", held_complete)
     asked: list[str | None] = []
 
     def swap_while_finishing() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine import queue as q
+from engine import footers
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import Workspace, make_workspace, run_engine
@@ -108,7 +108,7 @@ def test_blocked_too_long_is_reported_once_then_failed_with_the_missing_dependen
     warnings = events(ws, "blocked_too_long")
     assert [e["task"] for e in warnings] == ["api:late"]
     assert warnings[0]["reason"].startswith("blocked for 2h") and "schema:never" in warnings[0]["reason"]
-    footer = q.read_footer(ws.project("api") / ".agent-queue" / "failed" / "ancient.md")
+    footer = footers.read_footer(ws.project("api") / ".agent-queue" / "failed" / "ancient.md")
     assert footer is not None
     assert str(footer["reason"]).startswith("blocked for 3d") and "schema:never" in str(footer["reason"])
     assert warned.exists() and "late.md" in ws.inbox("api")  # warned, not failed

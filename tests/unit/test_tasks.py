@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import footers, moves, sidecars
 from engine import queue as q
 from engine.tasks import (
     DEFAULT_MAX_BYTES,
@@ -289,7 +290,7 @@ def test_bad_files_are_reported_and_the_queue_keeps_going(tmp_path: Path) -> Non
     assert reasons["003-latin1.md"].startswith("not UTF-8")
     assert reasons["004-link.md"] == "not a regular file (symlink resolving outside the project)"
     for error in result.errors:
-        q.fail(error.path, error.reason)
+        moves.fail(error.path, error.reason)
     assert [t.id for t in scan_one(p).tasks] == ["001-good", "005-good"]
     assert scan_one(p).errors == ()
     failed = p / ".agent-queue" / "failed"
@@ -299,7 +300,7 @@ def test_bad_files_are_reported_and_the_queue_keeps_going(tmp_path: Path) -> Non
         "004-link.md",
         "004-link.md.reason",
     ]
-    footer = q.read_footer(failed / "002-bad-yaml.md")
+    footer = footers.read_footer(failed / "002-bad-yaml.md")
     assert footer is not None and str(footer["reason"]).startswith("invalid YAML frontmatter:")
     assert (failed / "003-latin1.md").read_bytes().startswith(b"\xe9t\xe9\n\n---\n")
 
@@ -507,14 +508,14 @@ def test_a_done_listing_is_taken_once_per_round(tmp_path: Path) -> None:
 def test_claim_renames_to_dispatched_and_a_second_claim_fails_cleanly(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "do it")
-    q.mark_blocked(task, ["api:x"])
-    claimed = q.claim(task)
+    sidecars.mark_blocked(task, ["api:x"])
+    claimed = moves.claim(task)
     assert claimed == inbox(p) / "a.md.dispatched"
     assert sorted(os.listdir(inbox(p))) == ["a.md.dispatched"]
     # Recovery reads a claimed file like a pending one.
     assert parse_task(claimed, "web") == dataclasses.replace(task, path=claimed)
     with pytest.raises(TaskError) as err:
-        q.claim(task)
+        moves.claim(task)
     assert err.value.reason == "vanished"
 
 
@@ -523,7 +524,7 @@ def test_claim_never_overwrites_a_running_claim_of_the_same_id(tmp_path: Path) -
     put(p, "a.md.dispatched", "running")
     task = parsed(p, "a.md", "new one")
     with pytest.raises(TaskError, match=r"a\.md\.dispatched exists"):
-        q.claim(task)
+        moves.claim(task)
     assert (inbox(p) / "a.md.dispatched").read_text() == "running"
     assert (inbox(p) / "a.md").read_text() == "new one"
 
@@ -533,17 +534,17 @@ def test_claim_puts_back_a_file_changed_since_it_was_read(tmp_path: Path) -> Non
     task = parsed(p, "a.md", "first")
     put(p, "a.md", "second version", mtime=NOW - 5)
     with pytest.raises(TaskError, match="changed since it was read"):
-        q.claim(task)
+        moves.claim(task)
     assert sorted(os.listdir(inbox(p))) == ["a.md"]
 
 
 def test_requeue_restores_the_inbox_file_without_overwriting_a_newcomer(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
-    claimed = q.claim(parsed(p, "a.md", "old"))
-    assert q.requeue(claimed) == inbox(p) / "a.md"
-    claimed = q.claim(parse_task(inbox(p) / "a.md", "web"))
+    claimed = moves.claim(parsed(p, "a.md", "old"))
+    assert moves.requeue(claimed) == inbox(p) / "a.md"
+    claimed = moves.claim(parse_task(inbox(p) / "a.md", "web"))
     put(p, "a.md", "newcomer")
-    assert q.requeue(claimed) == inbox(p) / "a-2.md"
+    assert moves.requeue(claimed) == inbox(p) / "a-2.md"
     assert (inbox(p) / "a.md").read_text() == "newcomer"
     assert (inbox(p) / "a-2.md").read_text() == "old"
     assert os.stat(inbox(p) / "a-2.md").st_mtime == NOW - 60
@@ -552,7 +553,7 @@ def test_requeue_restores_the_inbox_file_without_overwriting_a_newcomer(tmp_path
 def test_complete_writes_done_with_a_footer_and_never_overwrites(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     done = p / ".agent-queue" / "done"
-    footer: dict[str, q.FooterValue] = {
+    footer: dict[str, footers.FooterValue] = {
         "task": "web:a",
         "session": "ccl-auto-11",
         "account": "primary",
@@ -561,18 +562,18 @@ def test_complete_writes_done_with_a_footer_and_never_overwrites(tmp_path: Path)
         "end": "2027-01-15T08:03:00Z",
         "ended": "done signal",
     }
-    claimed = q.claim(parsed(p, "a.md", "---\ntitle: A\n---\nbody"))
+    claimed = moves.claim(parsed(p, "a.md", "---\ntitle: A\n---\nbody"))
     put(p, "a.md.stuck", "")
-    target = q.complete(claimed, footer)
+    target = moves.complete(claimed, footer)
     assert target == done / "a.md"
     assert os.listdir(inbox(p)) == []
     text = target.read_text()
     assert text.startswith("---\ntitle: A\n---\nbody\n\n---\n\n```cfo\nstatus: completed\ntask: web:a\n")
-    written = q.read_footer(target)
+    written = footers.read_footer(target)
     assert written is not None
     assert text.endswith(f"ended: done signal\nclaim: {written['claim']}\n```\n")
     assert written == {"status": "completed", **footer, "claim": written["claim"]}
-    second = q.complete(q.claim(parsed(p, "a.md", "again")), {"ended": "turn end"})
+    second = moves.complete(moves.claim(parsed(p, "a.md", "again")), {"ended": "turn end"})
     assert second == done / "a-2.md"
     assert target.read_text() == text
     assert parse_task(target, "web").title == "A"  # a done file is still a readable task file
@@ -587,7 +588,7 @@ def test_a_crash_between_done_and_unclaim_is_recognised_by_recovery(
     (done / "a.md").write_text(
         "an earlier run of the same id\n\n---\n\n```cfo\nstatus: completed\nclaim: 1-2\n```\n"
     )
-    claimed = q.claim(parsed(p, "a.md", "work"))
+    claimed = moves.claim(parsed(p, "a.md", "work"))
 
     class Crash(BaseException):
         pass
@@ -595,25 +596,25 @@ def test_a_crash_between_done_and_unclaim_is_recognised_by_recovery(
     def crash(path: Path) -> None:
         raise Crash
 
-    monkeypatch.setattr(q, "_remove", crash)
+    monkeypatch.setattr(moves, "_remove", crash)
     with pytest.raises(Crash):
-        q.complete(claimed, {"session": "ccl-auto-11"})
+        moves.complete(claimed, {"session": "ccl-auto-11"})
     monkeypatch.undo()
     assert claimed.exists() and (done / "a-2.md").exists()
-    assert q.reconcile_claim(claimed) == done / "a-2.md"
+    assert moves.reconcile_claim(claimed) == done / "a-2.md"
     assert not claimed.exists()
-    other = q.claim(parsed(p, "b.md", "never finished"))
-    assert q.reconcile_claim(other) is None and other.exists()
+    other = moves.claim(parsed(p, "b.md", "never finished"))
+    assert moves.reconcile_claim(other) is None and other.exists()
 
 
 def test_fail_copies_a_regular_file_with_the_reason_in_its_footer(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
-    claimed = q.claim(parsed(p, "a.md", "work"))
+    claimed = moves.claim(parsed(p, "a.md", "work"))
     os.chmod(claimed, 0o600)
-    target = q.fail(claimed, "timed out after 60m", {"session": "ccl-auto-12"})
+    target = moves.fail(claimed, "timed out after 60m", {"session": "ccl-auto-12"})
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert target == p / ".agent-queue" / "failed" / "a.md"
-    written = q.read_footer(target)
+    written = footers.read_footer(target)
     assert written is not None
     assert written == {
         "status": "failed",
@@ -633,7 +634,7 @@ def test_fail_moves_links_and_special_files_as_they_are_with_a_reason_sidecar(tm
     os.mkfifo(inbox(p) / "pipe.md")
     put(p, "huge.md", "x" * 5000)
     for name in ("link.md", "pipe.md", "huge.md"):
-        q.fail(inbox(p) / name, f"{name} is bad", max_copy=4096)
+        moves.fail(inbox(p) / name, f"{name} is bad", max_copy=4096)
     assert os.readlink(failed / "link.md") == str(secret)
     assert secret.read_text() == "untouched"
     assert stat.S_ISFIFO(os.lstat(failed / "pipe.md").st_mode)
@@ -650,42 +651,42 @@ def test_moves_refuse_a_queue_folder_that_resolves_outside_the_project(tmp_path:
     outside.mkdir()
     (p / ".agent-queue" / "done").rmdir()
     (p / ".agent-queue" / "done").symlink_to(outside)
-    claimed = q.claim(parsed(p, "a.md", "work"))
+    claimed = moves.claim(parsed(p, "a.md", "work"))
     with pytest.raises(TaskError, match="resolves outside the project"):
-        q.complete(claimed, {})
+        moves.complete(claimed, {})
     assert os.listdir(outside) == [] and claimed.exists()
 
 
 def test_io_errors_of_a_move_surface_as_task_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = project(tmp_path, "web")
-    claimed = q.claim(parsed(p, "b.md", "work"))
+    claimed = moves.claim(parsed(p, "b.md", "work"))
 
     def disk_full(target: Path, data: bytes, mode: int = 0o644) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(q, "write_new", disk_full)
+    monkeypatch.setattr(moves, "write_new", disk_full)
     with pytest.raises(TaskError, match=r"b\.md\.dispatched: cannot complete it: No space left on device$"):
-        q.complete(claimed, {})
+        moves.complete(claimed, {})
     assert claimed.exists()
     with pytest.raises(TaskError, match="vanished"):
-        q.fail(inbox(p) / "nothing.md", "x")
+        moves.fail(inbox(p) / "nothing.md", "x")
     with pytest.raises(TaskError, match="not a claimed task"):
-        q.requeue(inbox(p) / "a.md")
+        moves.requeue(inbox(p) / "a.md")
     with pytest.raises(TaskError, match=r"^.*a\.md\.dispatched: vanished$"):
-        q.complete(inbox(p) / "a.md.dispatched", {})
+        moves.complete(inbox(p) / "a.md.dispatched", {})
 
 
 def test_footer_values_stay_on_one_line_and_cannot_end_the_block(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     reason = "line one\nline two\n```\nclaim: forged\n-->"
-    target = q.fail(put(p, "a.md", "body"), reason, {"exit_code": 2, "forced": True, "model": None})
-    footer = q.read_footer(target)
+    target = moves.fail(put(p, "a.md", "body"), reason, {"exit_code": 2, "forced": True, "model": None})
+    footer = footers.read_footer(target)
     assert footer is not None
     assert footer["reason"] == "line one line two ``` claim: forged -->"
     assert (footer["exit_code"], footer["forced"], footer["model"]) == (2, True, None)
     assert footer["claim"] != "forged"
     with pytest.raises(ValueError, match="lower_snake_case"):
-        q.footer_yaml({"Bad Key": 1})
+        footers.footer_yaml({"Bad Key": 1})
 
 
 # --- sidecars ----------------------------------------------------------------------------------------
@@ -694,17 +695,17 @@ def test_footer_values_stay_on_one_line_and_cannot_end_the_block(tmp_path: Path)
 def test_the_blocked_sidecar_is_created_once_and_keeps_its_time(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "---\ndepends_on: [api:x]\n---\n")
-    assert q.sidecar_since(task, "blocked") is None
-    assert q.mark_blocked(task, ["api:x"]) is True
+    assert sidecars.sidecar_since(task, "blocked") is None
+    assert sidecars.mark_blocked(task, ["api:x"]) is True
     sidecar = inbox(p) / "a.md.blocked"
     os.utime(sidecar, (NOW - 3600, NOW - 3600))
-    assert q.mark_blocked(task, ["api:x", "api:y"]) is False
+    assert sidecars.mark_blocked(task, ["api:x", "api:y"]) is False
     assert sidecar.read_text() == "depends_on not met: api:x\n"
-    assert q.sidecar_since(task, "blocked") == NOW - 3600
-    assert q.clear_sidecar(task, "blocked") is True
-    assert q.clear_sidecar(task, "blocked") is False
-    q.mark_blocked(task, ["api:x"])
-    q.claim(task)
+    assert sidecars.sidecar_since(task, "blocked") == NOW - 3600
+    assert sidecars.clear_sidecar(task, "blocked") is True
+    assert sidecars.clear_sidecar(task, "blocked") is False
+    sidecars.mark_blocked(task, ["api:x"])
+    moves.claim(task)
     assert not sidecar.exists()
 
 
@@ -715,27 +716,27 @@ def test_a_link_planted_at_a_sidecar_name_is_never_followed(tmp_path: Path) -> N
     victim.write_text("keep")
     for kind in ("blocked", "stuck", "delegated"):
         (inbox(p) / f"a.md.{kind}").symlink_to(victim)
-    assert q.mark_blocked(task, ["x:y"]) is False
-    assert q.mark_stuck(task, "stalled") is False
-    assert q.delegated_job(task) is None
-    q.mark_delegated(task, "job-1")
+    assert sidecars.mark_blocked(task, ["x:y"]) is False
+    assert sidecars.mark_stuck(task, "stalled") is False
+    assert sidecars.delegated_job(task) is None
+    sidecars.mark_delegated(task, "job-1")
     assert victim.read_text() == "keep"
-    assert q.delegated_job(task) == "job-1"
+    assert sidecars.delegated_job(task) == "job-1"
 
 
 def test_delegated_and_stuck_sidecars(tmp_path: Path) -> None:
     p = project(tmp_path, "web")
     task = parsed(p, "a.md", "x")
-    q.mark_delegated(task, "job-42")
-    assert q.delegated_job(task) == "job-42"
-    assert q.delegated_job(inbox(p) / "a.md.dispatched") == "job-42"
-    q.mark_delegated(task, "job-43")
+    sidecars.mark_delegated(task, "job-42")
+    assert sidecars.delegated_job(task) == "job-42"
+    assert sidecars.delegated_job(inbox(p) / "a.md.dispatched") == "job-42"
+    sidecars.mark_delegated(task, "job-43")
     assert (inbox(p) / "a.md.delegated").read_text() == "job-43\n"
-    assert q.clear_sidecar(task, "delegated") and q.delegated_job(task) is None
-    assert q.mark_stuck(task, "no output\nfor 15m") is True
+    assert sidecars.clear_sidecar(task, "delegated") and sidecars.delegated_job(task) is None
+    assert sidecars.mark_stuck(task, "no output\nfor 15m") is True
     assert (inbox(p) / "a.md.stuck").read_text() == "no output for 15m\n"
-    assert q.sidecar_since(task, "stuck") is not None
-    assert q.clear_sidecar(task, "stuck")
+    assert sidecars.sidecar_since(task, "stuck") is not None
+    assert sidecars.clear_sidecar(task, "stuck")
 
 
 # --- projects ----------------------------------------------------------------------------------------

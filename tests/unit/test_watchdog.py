@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import queue as q
+from engine import sidecars
 from engine.config import WatchdogConfig
 from engine.patterns import load_patterns
 from engine.tasks import Task, read_task
@@ -73,9 +73,9 @@ def blocked_task(tmp_path: Path, task_id: str, depends: str, age: float) -> Task
     path = inbox / f"{task_id}.md"
     path.write_text(f"---\ndepends_on: [{depends}]\n---\nbody\n", encoding="utf-8")
     task = read_task(path, "p", tmp_path / "p", 1 << 20)
-    q.mark_blocked(task, [depends])
+    sidecars.mark_blocked(task, [depends])
     stamp = time.time() - age
-    os.utime(q.sidecar_path(task, "blocked"), (stamp, stamp))
+    os.utime(sidecars.sidecar_path(task, "blocked"), (stamp, stamp))
     return task
 
 
@@ -111,5 +111,5 @@ def test_a_warning_is_given_once_per_blocked_task(tmp_path: Path) -> None:
 
 def test_a_task_no_longer_blocked_is_skipped(tmp_path: Path) -> None:
     task = blocked_task(tmp_path, "t", "p:dep", 90000.0)
-    q.clear_sidecar(task, "blocked")
+    sidecars.clear_sidecar(task, "blocked")
     assert dog().blocked([task], tmp_path, {"p": tmp_path / "p"}, time.time()) == []
