@@ -29,6 +29,8 @@ LAYOUT_KEYS: tuple[str, ...] = (
     "result",
     "interrupted",
     "spinner",
+    "retry_spinner",
+    "error_answer",
     "turn_end",
     "paste",
     "session_id",

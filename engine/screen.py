@@ -147,7 +147,7 @@ def shown_answers(text: str, patterns: Patterns | None = None) -> list[str]:
 class _Block:
     """A run of lines above the box: an entry at column 0 or a ⎿ result, with its indented continuation."""
 
-    kind: Literal["answer", "tool", "spinner", "turn_end", "raw", "result"]
+    kind: Literal["answer", "tool", "spinner", "turn_end", "raw", "result", "error"]
     start: int
     end: int
     # For results: what it hangs under ("echo", "answer", "tool", ...); None after a blank line.
@@ -178,10 +178,21 @@ def _echo_end(lines: Sequence[str], start: int, p: Patterns) -> int:
     return end
 
 
-def _entry_kind(line: str, p: Patterns) -> Literal["answer", "tool", "spinner", "turn_end", "raw"]:
+def _own_message(line: str, p: Patterns) -> bool:
+    """An answer bullet that is the agent's own message, not the model's: a failed request shown in the
+    answer's place, or a limit wording it starts with (a quote in the model's prose is not at its start)."""
+    if p.rx("error_answer").match(line):
+        return True
+    text = p.rx("answer").sub("", line, count=1)
+    return any(sp.kind == "quota" and sp.regex.match(text) for sp in p.stops)
+
+
+def _entry_kind(line: str, p: Patterns) -> Literal["answer", "tool", "spinner", "turn_end", "raw", "error"]:
     if p.rx("answer").match(line):
-        return "tool" if p.rx("tool_call").match(line) else "answer"
-    if p.rx("spinner").match(line):
+        if p.rx("tool_call").match(line):
+            return "tool"
+        return "error" if _own_message(line, p) else "answer"
+    if p.rx("spinner").match(line) or p.rx("retry_spinner").match(line):
         return "spinner"
     if p.rx("turn_end").match(line):
         return "turn_end"
@@ -218,7 +229,9 @@ def _current_turn(view: PaneView, p: Patterns) -> _Turn:
 def _message(lines: Sequence[str], block: _Block, p: Patterns) -> str:
     """A block's text as one line: the agent wraps long errors onto indented lines."""
     first = lines[block.start]
-    marker = p.rx("result").match(first) if block.kind == "result" else None
+    marker = (
+        p.rx("result" if block.kind == "result" else "answer").match(first) if block.kind != "raw" else None
+    )
     parts = [first[marker.end() :] if marker else first, *lines[block.start + 1 : block.end]]
     return " ".join(part.strip() for part in parts if part.strip())
 
@@ -233,7 +246,10 @@ def _candidates(turn: _Turn) -> list[_Block]:
         b
         for b in turn.blocks
         if b.start > last_entry
-        and (b.kind == "raw" or (b.kind == "result" and b.parent in (None, "echo", "answer")))
+        and (
+            b.kind in ("raw", "error")
+            or (b.kind == "result" and b.parent in (None, "echo", "answer", "error"))
+        )
     ]
 
 
@@ -278,11 +294,7 @@ def new_line_numbers(previous: str, current: str) -> frozenset[int]:
     return frozenset(range(common, len(new)))
 
 
-def _classify_view(view: PaneView, p: Patterns, fresh: frozenset[int] | None) -> Stop | None:
-    if view.exited or (view.box is None and view.menu is None):
-        return None
-    turn = _current_turn(view, p)
-    lines = view.above
+def _stops(lines: Sequence[str], turn: _Turn, p: Patterns, fresh: frozenset[int] | None) -> list[Stop]:
     found: list[Stop] = []
     for block in _candidates(turn):
         if fresh is not None and not any(i in fresh for i in range(block.start, block.end)):
@@ -290,6 +302,22 @@ def _classify_view(view: PaneView, p: Patterns, fresh: frozenset[int] | None) ->
         stop = match_stop(_message(lines, block, p), p)
         if stop:
             found.append(Stop(stop.kind, stop.pattern, stop.snippet, stop.message, block.start))
+    return found
+
+
+def _classify_view(view: PaneView, p: Patterns, fresh: frozenset[int] | None) -> Stop | None:
+    if view.exited or (view.box is None and view.menu is None):
+        return None
+    turn = _current_turn(view, p)
+    lines = view.above
+    found = _stops(lines, turn, p, fresh)
+    if view.menu is not None and turn.local_command and turn.echo is not None:
+        # The agent opens the menu itself by running a slash command: the limit line (and its reset time)
+        # ended the turn before it.
+        before = PaneView(lines=lines[: turn.echo], box=None, menu=None, exited=False)
+        found = [
+            s for s in _stops(before.lines, _current_turn(before, p), p, fresh) if s.kind == "quota"
+        ] + found
     if view.menu is not None and (fresh is None or view.menu in fresh):
         option = view.lines[view.menu].strip()
         found.append(Stop("quota", "limit_menu", option[:SNIPPET_CHARS], option, view.menu))
@@ -382,10 +410,10 @@ def _state(view: PaneView, p: Patterns) -> State:
     if event == "work":
         return "working"
     # A resumed conversation is replayed without its turn-end lines: output with no spinner under it is
-    # settled too. A prompt with nothing under it yet is not: the spinner has not appeared.
-    has_output = any(b.kind in ("answer", "tool", "result") for b in turn.blocks)
-    settled = event == "end" or (event is None and (turn.echo is None or turn.local_command or has_output))
-    return "idle" if settled and not _box_text(view, p) else "unknown"
+    # settled, and so is a prompt with nothing under it (a turn cut off before any answer): the agent waits
+    # for input. Just after a prompt is sent the screen is the same for a moment, until the spinner shows;
+    # a finished turn is told by `turn_ended`, never by this state.
+    return "idle" if event in ("end", None) and not _box_text(view, p) else "unknown"
 
 
 def read_state(text: str, patterns: Patterns | None = None) -> State:

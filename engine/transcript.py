@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,6 +104,26 @@ def _in_conversation(record: dict[str, Any]) -> bool:
     return not (record.get("type") == "user" and text.startswith(_LOCAL_COMMAND_PREFIXES))
 
 
+def _order(record: dict[str, Any], index: int) -> tuple[datetime, int]:
+    stamp = _timestamp(record.get("timestamp"))
+    if stamp is not None and stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp or datetime.min.replace(tzinfo=UTC), index
+
+
+def latest(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The conversation's latest record: not the last in the file, which is not always the turn's last
+    event (an API-error record can be written before the prompt it answers), but the newest by timestamp
+    among those no other record names as its parent (`parentUuid`); file order breaks ties."""
+    if not records:
+        return None
+    parents = {r.get("parentUuid") for r in records} - {None}
+    leaves = [(i, r) for i, r in enumerate(records) if r.get("uuid") not in parents] or list(
+        enumerate(records)
+    )
+    return max(leaves, key=lambda item: _order(item[1], item[0]))[1]
+
+
 def last_api_error(lines: Iterable[str]) -> ApiError | None:
     """The last API-error record of the main conversation, however old."""
     found: ApiError | None = None
@@ -115,10 +135,7 @@ def last_api_error(lines: Iterable[str]) -> ApiError | None:
 
 def turn_stop(lines: Iterable[str]) -> ApiError | None:
     """The API error that ended the latest turn; None if the conversation went on after it, or had none."""
-    last: dict[str, Any] | None = None
-    for record in _records(lines):
-        if _in_conversation(record):
-            last = record
+    last = latest([r for r in _records(lines) if _in_conversation(r)])
     return _api_error(last) if last is not None else None
 
 
@@ -176,6 +193,8 @@ class Follower:
     path: Path
     offset: int | None = None
     stop: ApiError | None = None
+    newest: dict[str, Any] | None = None
+    """The latest record read so far: one read later that is older (its parent, say) changes nothing."""
 
     @property
     def uuid(self) -> str:
@@ -195,11 +214,12 @@ class Follower:
                 lines, self.offset = read_new(self.path, self.offset)
         except OSError:
             return None
-        latest: dict[str, Any] | None = None
-        for record in _records(lines):
-            if _in_conversation(record):
-                latest = record
-        if latest is None:
+        records = [r for r in _records(lines) if _in_conversation(r)]
+        if not records:
             return None
-        self.stop = _api_error(latest)
+        newest = latest(([self.newest] if self.newest is not None else []) + records)
+        if newest is None or newest is self.newest:
+            return None
+        self.newest = newest
+        self.stop = _api_error(newest)
         return self.stop

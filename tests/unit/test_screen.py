@@ -43,7 +43,9 @@ EXPECTED: dict[str, Expect] = {
     "real-working-typed-ahead.txt": Expect("working", box="also update the changelog when you are done"),
     "real-working-retry-529.txt": Expect("working"),
     "real-working-newer-echo.txt": Expect("working"),
-    "real-submitted-no-spinner.txt": Expect("unknown"),
+    # A prompt with nothing under it waits for input (as a resumed turn cut off before any answer does);
+    # just after a submit the spinner follows within a moment, and only a turn-end line means done.
+    "real-submitted-no-spinner.txt": Expect("idle"),
     "real-paste-pending.txt": Expect("unknown", box="[Pasted text #1 +40 lines]", paste=True),
     "real-interrupted.txt": Expect("idle", turn_ended=True),
     "real-shell-no-agent.txt": Expect("unknown"),
@@ -95,7 +97,7 @@ EXPECTED: dict[str, Expect] = {
     # Quota words that are not the agent's own error line.
     "real-quota-words-in-task.txt": Expect("working"),
     # A task's own ⎿ lines are echoed with the prompt: never the agent's error line, nor a veto.
-    "real-submitted-result-line-in-task.txt": Expect("unknown"),
+    "real-submitted-result-line-in-task.txt": Expect("idle"),
     "real-quota-under-result-line-in-task.txt": Expect(
         "idle", "quota", "hit_your_limit", "2026-01-15T02:00:00+01:00", turn_ended=True
     ),
@@ -316,3 +318,103 @@ def test_status_session_id_is_none_until_the_id_shows_and_rejects_a_non_uuid() -
     assert screen.status_session_id(waiting, 0) is None
     broken = "\n".join(["❯ /status", f"  ⎿  Session ID: {UUID_A}x", "", RULE, "❯ ", RULE])
     assert screen.status_session_id(broken, 0) is None
+
+
+# --- what Claude Code 2.1 prints: API errors as answer bullets, retry spinners, the limit menu it opens ---
+
+BANNER = " ▐▛███▜▌   Claude Code v2.1.197\n▝▜█████▛▘  Sonnet 5 · Claude API\n  ▘▘ ▝▝    /w/proj\n"
+BOX2 = f"{RULE}\n❯\u00a0\n{RULE}\n  ⏵⏵ bypass permissions on (shift+tab to cycle)\n"
+ECHO = "❯ [t.md] Do the thing.\n  Second line of the task.\n"
+
+
+def pane2(*middle: str) -> str:
+    return BANNER + ECHO + "".join(middle) + BOX2
+
+
+@pytest.mark.parametrize(
+    ("bullet", "kind", "pattern"),
+    [
+        (
+            "● API Error: Request rejected (429) · This request would exceed your account's rate limit. "
+            "Please try again\n  later.\n",
+            "quota",
+            "request_rejected_429",
+        ),
+        (
+            "● API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited\n",
+            "server_error",
+            "server_throttle",
+        ),
+        ("● API Error: 500 Internal server error. This is a server-side issue.\n", "server_error", None),
+        (
+            "● API Error: 529 Overloaded. This is a server-side issue, usually temporary.\n",
+            "server_error",
+            None,
+        ),
+        ("● You've hit your monthly spend limit\n", "quota", "hit_your_limit"),
+    ],
+)
+def test_an_api_error_shown_as_an_answer_bullet_then_a_turn_end_line_is_the_turns_stop(
+    bullet: str, kind: str, pattern: str | None
+) -> None:
+    text = pane2(bullet, "✻ Worked for 4s\n")
+    stop = screen.classify(text)
+    assert stop is not None and stop.kind == kind
+    assert pattern is None or stop.pattern == pattern
+    assert screen.turn_ended(text) and screen.read_state(text) == "idle"
+
+
+def test_limit_words_inside_a_models_answer_are_not_a_stop() -> None:
+    text = pane2(
+        "● The log says You've hit your limit · resets 2am, and API Error: 429 rate limit.\n",
+        "✻ Worked for 2s\n",
+    )
+    assert screen.classify(text) is None
+
+
+@pytest.mark.parametrize(
+    "spinner",
+    ["✻ API error · Retrying in 33s · attempt 7/10", "✻ 529 Overloaded · Retrying in 1s · attempt 2/2"],
+)
+def test_a_retry_spinner_is_work_in_progress_never_a_stop(spinner: str) -> None:
+    text = pane2(spinner + "\n  ⎿  Tip: Use /btw to ask a quick side question\n")
+    assert screen.read_state(text) == "working"
+    assert screen.classify(text) is None and not screen.turn_ended(text)
+
+
+def test_the_reset_time_beside_the_limit_menu_the_agent_opened_itself_is_read() -> None:
+    menu = (
+        "  What do you want to do?\n  ❯ 1. Stop and wait for limit to reset\n    2. Upgrade your plan\n"
+        "  Enter to confirm · Esc to cancel\n"
+    )
+    text = (
+        BANNER
+        + ECHO
+        + "  ⎿  You've hit your session limit · resets 4:15pm (UTC)\n"
+        + "✻ Crunched for 0s\n❯ /rate-limit-options\n"
+        + RULE
+        + "\n"
+        + menu
+    )
+    reading = screen.read(text, now=NOW, tz=TZ)
+    assert (reading.state, reading.stop, reading.pattern) == ("menu", "quota", "hit_your_limit")
+    assert reading.reset_at is not None and reading.reset_at.hour == 16 and reading.reset_at.minute == 15
+
+
+def test_a_resumed_conversation_cut_off_before_any_answer_waits_for_input() -> None:
+    assert screen.read_state(pane2()) == "idle"
+    assert not screen.turn_ended(pane2())
+
+
+@pytest.mark.parametrize(
+    "wording",
+    [
+        "You've hit your Sonnet limit · resets 2am",
+        "You've hit your monthly spend limit",
+        "You're out of usage credits",
+        "Your org is out of usage",
+    ],
+)
+def test_the_newer_limit_wordings_are_quota(wording: str) -> None:
+    stop = screen.classify(pane2(f"  ⎿  {wording}\n", "✻ Worked for 1s\n"))
+    assert stop is not None and stop.kind == "quota"

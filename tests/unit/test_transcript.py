@@ -208,3 +208,42 @@ def test_a_follower_meeting_a_long_conversation_reads_only_its_tail(tmp_path: Pa
     follower = transcript.Follower(path)
     stop = follower.poll()
     assert stop is not None and stop.status == 429
+
+
+def _record(kind: str, uid: str, parent: str | None, at: str, **extra: object) -> str:
+    text = extra.pop("text", "hello")
+    content: object = text if kind == "user" else [{"type": "text", "text": text}]
+    message = {"role": kind, "content": content}
+    fields = {"type": kind, "uuid": uid, "parentUuid": parent, "timestamp": at, "sessionId": SID}
+    return json.dumps({**fields, "message": message, **extra})
+
+
+LIMIT = {"isApiErrorMessage": True, "apiErrorStatus": 429, "error": "rate_limit", "text": "You've hit it"}
+PROMPT = _record("user", "u2", "a1", "2026-12-06T14:15:51.900Z", text="[t.md] Task")
+ERROR = _record("assistant", "a2", "u2", "2026-12-06T14:15:52.409Z", **LIMIT)
+EARLIER = [
+    _record("user", "u1", None, "2026-12-06T14:10:00.000Z", text="[s.md] Before"),
+    _record("assistant", "a1", "u1", "2026-12-06T14:10:05.000Z", text="Done."),
+]
+
+
+def test_the_turns_last_event_is_found_by_parent_and_time_not_by_file_order() -> None:
+    # The agent wrote the API-error record before the prompt it answers.
+    stop = transcript.turn_stop([*EARLIER, ERROR, PROMPT])
+    assert stop is not None and stop.status == 429
+    assert transcript.turn_stop([*EARLIER, PROMPT, ERROR]) == stop
+    assert transcript.turn_stop([*EARLIER, PROMPT]) is None
+
+
+def test_a_follower_keeps_the_stop_when_the_older_prompt_arrives_in_a_later_read(tmp_path: Path) -> None:
+    path = tmp_path / f"{SID}.jsonl"
+    path.write_text("\n".join([*EARLIER, ERROR]) + "\n", encoding="utf-8")
+    follower = transcript.Follower(path)
+    first = follower.poll()
+    assert first is not None and first.status == 429
+    with path.open("a", encoding="utf-8") as f:
+        f.write(PROMPT + "\n")
+    assert follower.poll() is None and follower.stop == first  # the prompt is older: the turn still ended so
+    with path.open("a", encoding="utf-8") as f:
+        f.write(_record("user", "u3", "a2", "2026-12-06T14:20:00.000Z", text="continue") + "\n")
+    assert follower.poll() is None and follower.stop is None  # the conversation went on
