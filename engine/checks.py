@@ -8,6 +8,7 @@ Nothing is created or started: account homes, links and tmux are only looked at.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,8 +48,9 @@ class _Report:
         self.result.warnings.append("warning: " + format_problem(self.source, key, message))
 
 
-def run_checks(path: Path, environ: Mapping[str, str] = os.environ) -> CheckResult:
-    """Only the config's problems if it does not load; else also accounts, links, tmux, folders, the rest."""
+def run_checks(path: Path, environ: Mapping[str, str] = os.environ, euid: int | None = None) -> CheckResult:
+    """Only the config's problems if it does not load; else also accounts, links, tmux, folders, the rest.
+    `euid` is the user the agents run as (this process's by default)."""
     problems = check_config(path)
     if problems:
         return CheckResult(errors=problems)
@@ -60,6 +62,7 @@ def run_checks(path: Path, environ: Mapping[str, str] = os.environ) -> CheckResu
     _check_patterns(config, report)
     _check_delegation(config, report, environ)
     _check_agent(config, report, environ)
+    _check_root(config, report, environ, os.geteuid() if euid is None else euid)
     return report.result
 
 
@@ -180,3 +183,32 @@ def _check_agent(config: Config, report: _Report, environ: Mapping[str, str]) ->
             "agent.command",
             f"{command} is not found on PATH here; sessions start it from their shell, which must find it",
         )
+
+
+SKIP_PERMISSIONS = "--dangerously-skip-permissions"
+
+
+def _check_root(config: Config, report: _Report, environ: Mapping[str, str], euid: int) -> None:
+    """As root, Claude Code refuses to skip permissions and exits at once unless it is told it runs in a
+    sandbox (IS_SANDBOX=1 in its environment, or in the `env` of the account's settings.json)."""
+    agent = config.agent
+    if euid != 0 or SKIP_PERMISSIONS not in agent.args or Path(agent.command).name != "claude":
+        return
+    if environ.get("IS_SANDBOX") == "1":
+        return
+    for i, account in enumerate(config.accounts):
+        if _settings_env(account.home).get("IS_SANDBOX") != "1":
+            report.warning(
+                f"accounts[{i}].home",
+                f"as root, claude {SKIP_PERMISSIONS} exits at once: set IS_SANDBOX=1 in the `env` of "
+                f"{account.home / 'settings.json'} (or in cfo's environment), or run cfo as another user",
+            )
+
+
+def _settings_env(home: Path) -> dict[str, object]:
+    try:
+        data = json.loads((home / "settings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    env = data.get("env") if isinstance(data, dict) else None
+    return env if isinstance(env, dict) else {}

@@ -26,6 +26,9 @@ POSIX_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh"})
 PASTE_SETTLE = 0.3
 SUBMIT_ATTEMPTS = 3
 SUBMIT_CONFIRM = 2.0
+EXIT_GRACE = 0.3  # a shell prompt this long after the line was typed is not the one it was typed at
+EXIT_LINES = 3  # how much of what an agent printed as it exited goes into the launch failure
+_PROMPT_PREFIX = re.compile(r"^[\w.@:~/+-]*[$#%] ")  # the shell's prompt before the line typed at it
 EMPTY_BODY = "Work on the task described by the file name."
 CONTINUE = "continue"  # what a resumed conversation is told
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -109,15 +112,27 @@ class Launch:
     pasted_at: float = 0.0
 
 
-async def wait_for_prompt(reader: PaneReader, session: str, timeout: float, patterns: Patterns) -> str:
-    """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_for_prompt(
+    reader: PaneReader, session: str, timeout: float, patterns: Patterns, typed: str = ""
+) -> str:
+    """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds, or as soon as
+    the shell is back at its prompt without an agent (not found, refused, crashed), with what it printed."""
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         text = await reader.capture(session)
-        if screen.read_state(text, patterns) == "idle" and agent_running(await reader.command(session)):
+        command = await reader.command(session)
+        running = agent_running(command)
+        if running and screen.read_state(text, patterns) == "idle":
             return text
+        if not running and time.monotonic() - started >= EXIT_GRACE:
+            said = screen.shell_returned(text, patterns)
+            if said is not None:
+                rows = [_PROMPT_PREFIX.sub("", row.strip()) for row in said]
+                last = [row for row in rows if row and row not in typed][-EXIT_LINES:]
+                what = " / ".join(visible(row) for row in last) or "nothing"
+                raise LaunchError(f"{session}: the agent exited at once; it printed: {what}")
         if time.monotonic() > deadline:
-            command = await reader.command(session)
             raise LaunchError(
                 f"{session}: the agent did not reach its prompt within {timeout:g}s ({command})"
             )
@@ -167,5 +182,5 @@ async def start_agent(tmux: TmuxClient, reader: PaneReader, launch: Launch, patt
     # The last agent's box is still on screen after /exit: clear it so it cannot pass for the new prompt.
     await asyncio.to_thread(tmux.type_line, launch.session, launch.line, True)
     launch.typed_at = time.time()
-    await wait_for_prompt(reader, launch.session, launch.prompt_timeout, patterns)
+    await wait_for_prompt(reader, launch.session, launch.prompt_timeout, patterns, launch.line)
     launch.ready_at = time.time()

@@ -128,6 +128,16 @@ def split_pane(text: str, patterns: Patterns | None = None) -> PaneView:
     return PaneView(lines=lines, box=box, menu=menu, exited=exited)
 
 
+def shell_returned(text: str, patterns: Patterns | None = None) -> list[str] | None:
+    """The lines above the shell prompt that ends the capture (what a command printed before it
+    exited); None if the capture does not end at a shell prompt."""
+    p = patterns or load_patterns()
+    lines = _lines(text)
+    if not lines or not p.rx("shell_prompt").match(lines[-1]):
+        return None
+    return list(lines[:-1])
+
+
 def shown_answers(text: str, patterns: Patterns | None = None) -> list[str]:
     """The first line of each text answer above the input box (tool calls left out), its marker stripped,
     oldest first."""

@@ -326,3 +326,19 @@ def test_stop_hook_done_signal_completes_a_task_long_before_the_next_poll(ws: Wo
     assert time.monotonic() - started < 20  # far below the 60 s poll: the signal woke the watcher
     settings = json.loads((ws.root / "accounts" / "primary" / "settings.json").read_text())
     assert "agent-done-" in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+
+
+def test_an_agent_that_exits_at_once_fails_its_launch_with_what_it_printed(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    refusing = ws.root / "refusing-agent"
+    refusing.write_text(
+        "#!/bin/sh\necho '--dangerously-skip-permissions cannot be used with root/sudo privileges'\nexit 1\n"
+    )
+    refusing.chmod(0o755)
+    ws.add_task("web", "t", "Task\nsim: work 200ms")
+    engine = new_engine(ws, agent__command=str(refusing), agent__prompt_timeout="60s")
+    run_engine(engine, lambda: any(e["type"] == "launch_failed" for e in ws.events()), timeout=30)
+    [failed] = [e for e in ws.events() if e["type"] == "launch_failed"]
+    # Read from the pane as soon as the shell was back, not after the prompt timeout.
+    assert "exited at once" in failed["reason"] and "cannot be used with root/sudo" in failed["reason"]
+    assert ws.inbox("web") == ["t.md"]  # requeued, not lost

@@ -30,6 +30,7 @@ class Setup:
     bin: Path
     env: dict[str, str]
     data: dict[str, Any]
+    euid: int = 1000
 
     @property
     def config_path(self) -> Path:
@@ -40,7 +41,7 @@ class Setup:
 
     def run(self) -> CheckResult:
         self.config_path.write_text(yaml.safe_dump(self.data), encoding="utf-8")
-        return run_checks(self.config_path, self.env)
+        return run_checks(self.config_path, self.env, self.euid)
 
     def line(self, key: str, message: str = "") -> str:
         return f"{self.config_path}: {key}: {message}"
@@ -334,3 +335,19 @@ def test_every_problem_is_reported_at_once_in_order(setup: Setup) -> None:
         "projects_dir",
     ]
     assert [line.split(": ")[2] for line in result.warnings] == ["delegation.api_key_env"]
+
+
+def test_as_root_skipping_permissions_without_is_sandbox_is_a_warning_per_account(setup: Setup) -> None:
+    import json
+
+    setup.euid = 0
+    (setup.home(1) / "settings.json").write_text(json.dumps({"env": {"IS_SANDBOX": "1"}}))
+    result = setup.run()
+    assert result.errors == []
+    [warning] = result.warnings
+    assert ": accounts[0].home: as root, claude --dangerously-skip-permissions exits at once" in warning
+    setup.env["IS_SANDBOX"] = "1"
+    assert setup.run().warnings == []
+    setup.env.pop("IS_SANDBOX")
+    setup.euid = 1000
+    assert setup.run().warnings == []
