@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -239,7 +240,9 @@ class MockApi:
         self._requests: list[Request] = []
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mockapi", daemon=True)
+        # Polled this often for shutdown: the default half second would be added to every test.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name="mockapi", daemon=True)
 
     @property
     def url(self) -> str:
