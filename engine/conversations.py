@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+from engine.agentpaths import project_folder_name
+
 log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -15,9 +17,8 @@ MIN_ANSWER_MATCH = 12  # shorter answers ("Done.") say too little about whose co
 
 
 def conversation_dir(account_home: Path, cwd: Path) -> Path:
-    """`<home>/projects/<cwd with every / and . as ->`, the agent's folder for the project's sessions."""
-    real = os.path.realpath(cwd)
-    return account_home / "projects" / real.replace("/", "-").replace(".", "-")
+    """`<home>/projects/<the real path's folder name>`, the agent's folder for the project's sessions."""
+    return account_home / "projects" / project_folder_name(os.path.realpath(cwd))
 
 
 def _first_prompt_has(path: Path, marker: str, limit: int = 65536) -> bool:

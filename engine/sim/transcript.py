@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from engine.agentpaths import project_folder_name
 from engine.sim.render import VERSION
 
 # The directives a turn still owes, carried on every record written during a turn: the last one
@@ -14,8 +15,8 @@ INTERRUPTED = "[Request interrupted by user]"
 
 
 def project_dir(config_dir: str, cwd: str) -> str:
-    """`<config>/projects/<cwd with every / and . as ->`, where the real agent keeps a project's sessions."""
-    return os.path.join(config_dir, "projects", cwd.replace("/", "-").replace(".", "-"))
+    """`<config>/projects/<cwd's folder name>`, where the real agent keeps a project's sessions."""
+    return os.path.join(config_dir, "projects", project_folder_name(cwd))
 
 
 def new_uuid() -> str:

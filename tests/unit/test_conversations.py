@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from engine.conversations import answers_match, conversation_dir, conversation_on_screen, recent_answers
 
 A = "605d46b9-cbaf-4d65-833b-3ba8b940c183"
@@ -87,3 +89,17 @@ def test_answers_match_needs_enough_text_to_tell_conversations_apart() -> None:
     assert answers_match("Done: hello there", ["x", "Done: hello there, and more"])
     assert not answers_match("Done.", ["Done."])
     assert not answers_match("Done: hello there", ["Done: something else"])
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/w/docs site/my_app.v2", "-w-docs-site-my-app-v2"),
+        ("/p/😀x", "-p---x"),  # two UTF-16 code units, two dashes
+        ("/tmp/" + "x" * 250, "-tmp-" + "x" * 195 + "-3v30nt"),  # the hash node computes for this path
+    ],
+)
+def test_a_project_folder_is_named_as_the_cli_names_it(path: str, name: str) -> None:
+    from engine.agentpaths import project_folder_name
+
+    assert project_folder_name(path) == name
