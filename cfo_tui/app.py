@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, W
 from cfo_tui.gcpause import KEYS_QUIET, FullCollections
 from cfo_tui.messages import EngineEvent, EngineLog
 from cfo_tui.toasts import Toast, Toasts
-from cfo_tui.widgets.confirm import ConfirmScreen
+from cfo_tui.widgets.confirm import ALTERNATIVE, ConfirmScreen
 from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
 from cfo_tui.widgets.filter import FilterInput, TaskFilter
 from cfo_tui.widgets.footer import KeysFooter
@@ -88,7 +88,7 @@ class EngineApi(Protocol):
 
     def force_complete(self, name: str) -> bool: ...
 
-    def request_swap(self, reason: str) -> str | None: ...
+    def request_swap(self, reason: str, drain: bool = False) -> str | None: ...
 
     async def run(self, stop: asyncio.Event) -> None: ...
 
@@ -544,8 +544,8 @@ class CfoApp(App[int]):
             " as done now?\nIts file moves to done/ and the session is recycled.",
         )
 
-        def answer(yes: bool | None) -> None:
-            if not yes:
+        def answer(choice: str | None) -> None:
+            if choice is None:
                 return
             if self._command("force-complete", lambda: self.engine.force_complete(name)):
                 self.notify(f"{task} marked done.", title=f"{name} force-completed", markup=False)
@@ -565,19 +565,22 @@ class CfoApp(App[int]):
             (snap.active_account or "—", "bold"),
             " to ",
             (target, "bold"),
-            "?\nWorking sessions move to it and resume their tasks;\n",
+            "?\nNow: running tasks move at once, each resumed there.\n",
+            "Drain: running turns finish here; new tasks start there.\n",
             (snap.active_account or "the current account", "bold"),
             " stays usable.",
         )
 
-        def answer(yes: bool | None) -> None:
-            if not yes:
+        def answer(choice: str | None) -> None:
+            if choice is None:
                 return
-            result = self._command("swap", lambda: self.engine.request_swap("operator"))
+            drain = choice == ALTERNATIVE
+            result = self._command("swap", lambda: self.engine.request_swap("operator", drain=drain))
             if result is None:
                 self.notify("No other account is usable now.", title="Swap refused", severity="error")
 
-        self.push_screen(ConfirmScreen(f"Swap to {target}?", body, f"Swap to {target}"), answer)
+        confirm = ConfirmScreen(f"Swap to {target}?", body, "Swap now", alternative="Drain")
+        self.push_screen(confirm, answer)
 
     def action_zoom(self) -> None:
         if isinstance(self.screen, TailScreen):

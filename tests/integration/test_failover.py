@@ -42,7 +42,7 @@ def test_a_limit_moves_the_stopped_run_while_a_healthy_turn_finishes_on_the_old_
     )
     ws.add_task("web", "b-long", f"Long work\nsim: work 4s\nsim: append {ran} B", age=1)
     engine = new_engine(ws)
-    run_engine(engine, lambda: len(ws.done("web")) == 2, timeout=90)
+    run_engine(engine, lambda: len(ws.done("web")) == 2 and not engine.running, timeout=90)
 
     [swap] = swaps(ws)
     assert (swap["from_account"], swap["account"]) == ("primary", "secondary")

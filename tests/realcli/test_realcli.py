@@ -12,6 +12,7 @@ import pytest
 
 from engine import screen
 from engine.tmux import LibtmuxClient
+from tests.helpers import wait_until
 from tests.integration.pipeline_support import new_engine, run_engine
 from tests.realcli.driver import at_prompt, spinning, start_agent
 from tests.realcli.homes import seed_home
@@ -60,15 +61,20 @@ def test_six_tasks_on_two_sessions_are_answered_and_done_once_each(rws: RealWork
         task_id = key.split(":")[1]
         footer = (ws.project(project) / ".agent-queue" / "done" / f"{task_id}.md").read_text()
         assert "account: primary" in footer and f"session: {completed[key]['session']}" in footer
-    # The mock's answer reached each conversation before cfo called the task done.
-    answers = answers_in(Path(ws.data["shared_dir"]) / "projects")
+    # The mock had answered each task before cfo called it done; the CLI writes the answer to the
+    # conversation file a moment after it shows it.
     primary = rws.account("primary").credential
-    for key in tasks:
-        first_line = f"[{key.split(':')[1]}.md] Append {key.split(':')[1]} to the log."
-        assert answers.count(ANSWER_PREFIX + first_line) == 1
+    first_lines = [f"[{key.split(':')[1]}.md] Append {key.split(':')[1]} to the log." for key in tasks]
+    for key, first_line in zip(tasks, first_lines, strict=True):
         final = [r for r in rws.api.requests(primary) if r.kind == "tool_result" and r.prompt == first_line]
         assert len(final) == 1
         assert final[0].at < datetime.fromisoformat(completed[key]["ts"]).timestamp()
+    conversations = Path(ws.data["shared_dir"]) / "projects"
+    wait_until(
+        lambda: all(answers_in(conversations).count(ANSWER_PREFIX + line) == 1 for line in first_lines),
+        timeout=10,
+        what="every answer in its conversation file",
+    )
     assert rws.api.requests(rws.account("secondary").credential) == []
 
 

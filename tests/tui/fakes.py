@@ -76,8 +76,8 @@ class FakeEngine:
         self.calls.append(("force_complete", name))
         return any(s.name == name and s.state == "working" for s in self.snap.sessions)
 
-    def request_swap(self, reason: str) -> str | None:
-        self.calls.append(("request_swap", reason))
+    def request_swap(self, reason: str, drain: bool = False) -> str | None:
+        self.calls.append(("request_swap", reason + (" (drain)" if drain else "")))
         if self.swap_to is None:
             return None
         was = self.snap.active_account

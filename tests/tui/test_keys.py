@@ -154,6 +154,17 @@ def test_s_names_the_next_account_then_requests_the_swap() -> None:
     drive(script)
 
 
+def test_s_then_d_requests_a_swap_that_lets_working_sessions_finish() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        await pilot.press("s")
+        assert "Drain" in str(app.screen.query_one("#dialog-body", Static).content)
+        await pilot.press("d")
+        await pilot.pause()
+        assert engine.calls == [("request_swap", "operator (drain)")]
+
+    drive(script)
+
+
 def test_s_when_no_other_account_is_usable_says_the_swap_was_refused() -> None:
     async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
         await pilot.press("s", "y")
