@@ -57,3 +57,11 @@ def create_sessions(config: Config, tmux: TmuxClient, names: list[str]) -> list[
             tmux.new_session(name, pool_cwd(config), command=pool_shell())
             created.append(name)
     return created
+
+
+def restart_session(config: Config, tmux: TmuxClient, name: str) -> None:
+    """A fresh shell in pool session `name` (made if it is gone), whatever ran there killed."""
+    if tmux.has_session(name):
+        tmux.respawn(name, pool_cwd(config), pool_shell())
+    else:
+        create_sessions(config, tmux, [name])

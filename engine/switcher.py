@@ -15,7 +15,7 @@ from engine.context import CAPTURE_LINES, Context
 from engine.conversations import conversation_dir, conversation_on_screen
 from engine.finisher import Finisher
 from engine.launch import LaunchError, agent_running, command_line, paste_and_submit, start_agent
-from engine.lifecycle import create_sessions
+from engine.lifecycle import restart_session
 from engine.resumeids import ResumeIds
 from engine.runtime import Running
 from engine.state import IDLE, WORKING, SwapRecord
@@ -192,22 +192,19 @@ class Switcher:
         """Restart the run's session and resume its conversation under `new`; back to the queue if not."""
         self._moving.add(run.session)
         run.phase = "finishing"  # the watcher leaves it alone while it moves
+        uuid: str | None = None
         try:
             uuid = await asyncio.to_thread(self._conversation_of, run, old)
-            await asyncio.to_thread(self._restart_session, run.session)
+            # A fresh shell in the session: its agent stopped at a limit has nothing left to write.
+            await asyncio.to_thread(restart_session, self.ctx.config, self.ctx.tmux, run.session)
             if await self._resume_pool_task(run, new, uuid):
                 return True
-            await self._requeue(run, uuid)
-            return False
+        except TmuxError as exc:
+            log.error("swap: %s could not be restarted: %s", run.session, exc)
         finally:
             self._moving.discard(run.session)
-
-    def _restart_session(self, session: str) -> None:
-        """A fresh shell in the session: its agent stopped at a limit has nothing left to write."""
-        ctx = self.ctx
-        if ctx.tmux.has_session(session):
-            ctx.tmux.kill_session(session)
-        create_sessions(ctx.config, ctx.tmux, [session])
+        await self._requeue(run, uuid)
+        return False
 
     async def _requeue(self, run: Running, uuid: str | None) -> None:
         """A run that could not be resumed goes back to the inbox, keeping its conversation for its next

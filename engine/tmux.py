@@ -48,6 +48,8 @@ class TmuxClient(Protocol):
 
     def kill_session(self, name: str) -> None: ...
 
+    def respawn(self, name: str, cwd: Path, command: Sequence[str]) -> None: ...
+
     def send_text(self, name: str, text: str) -> None: ...
 
     def send_enter(self, name: str) -> None: ...
@@ -139,6 +141,12 @@ class LibtmuxClient:
     def kill_session(self, name: str) -> None:
         if self.has_session(name):
             self._cmd("kill-session", "-t", _target(name))
+
+    def respawn(self, name: str, cwd: Path, command: Sequence[str]) -> None:
+        """Kill whatever runs in the session's pane and start `command` there afresh, its scrollback
+        dropped. The session lives on throughout: killing the only session would stop the server."""
+        self._cmd("respawn-pane", "-k", "-t", _target(name), "-c", str(cwd), shlex.join(command))
+        self._cmd("clear-history", "-t", _target(name))
 
     def send_text(self, name: str, text: str) -> None:
         """Type `text` literally; a multi-line text goes in as one bracketed paste (so does one with a

@@ -110,3 +110,15 @@ def test_killing_a_private_server_leaves_no_socket_file_behind(tmux: LibtmuxClie
     tmux.kill_server()
     assert not socket_path.exists()
     assert tmux.list_sessions() == []
+
+
+def test_respawning_the_only_session_keeps_the_server_and_starts_afresh(
+    tmux: LibtmuxClient, tmp_path: Path
+) -> None:
+    tmux.new_session("only", tmp_path, command=["sh", "-c", "echo first-run; exec sleep 60"])
+    wait_until(lambda: "first-run" in tmux.capture("only"), what="the first program")
+    for _ in range(5):  # killing the only session instead would take the server down with it
+        tmux.respawn("only", tmp_path, ["/bin/sh"])
+    assert tmux.list_sessions() == ["only"]
+    wait_until(lambda: tmux.current_command("only") == "sh", what="a fresh shell")
+    assert "first-run" not in tmux.capture("only", 200)
