@@ -224,3 +224,36 @@ def test_a_server_throttle_429_in_a_dedicated_session_does_not_swap(ws: Workspac
     run_engine(engine, judged, timeout=60, during=throttled_once_followed)
     assert swaps(ws) == []
     assert "quota_hit" not in [e["type"] for e in ws.events()]
+
+
+def test_a_dedicated_session_at_work_finishes_its_turn_then_moves_in_its_own_conversation(
+    ws: Workspace,
+) -> None:
+    vault = ws.project("vault")
+    start_dedicated(ws, {"ccl-1-vault": vault}, {"ccl-1-vault": ["hello there"]})
+    [own] = conversations(ws, vault)
+    engine = new_engine(ws)
+    asked: list[str | None] = []
+
+    def drain_swap_while_it_works() -> None:
+        if not asked and engine.state.sessions.get("ccl-auto-11") is not None:
+            ws.tmux.type_line("ccl-1-vault", "sim: work 3s")
+            wait_until(lambda: "esc to interrupt" in ws.tmux.capture("ccl-1-vault"), what="at work")
+            asked.append(engine.request_swap("operator", drain=True))
+
+    run_engine(
+        engine,
+        lambda: any(e["type"] == "moved" for e in ws.events()),
+        timeout=60,
+        during=drain_swap_while_it_works,
+    )
+    [swap] = swaps(ws)
+    assert swap["resumed"] == [] and swap["finishing"] == ["ccl-1-vault"]
+    [moved] = [e for e in ws.events() if e["type"] == "moved"]
+    assert (moved["session"], moved["from_account"], moved["account"]) == (
+        "ccl-1-vault",
+        "primary",
+        "secondary",
+    )
+    assert "Interrupted" not in ws.tmux.capture("ccl-1-vault", 300)  # its turn was not cut off
+    wait_until(lambda: resumed_with(ws, "ccl-1-vault") == own, what="resumed in its conversation")
