@@ -90,6 +90,8 @@ class EngineApi(Protocol):
 
     def request_swap(self, reason: str, drain: bool = False) -> str | None: ...
 
+    def retry_launches(self) -> list[str]: ...
+
     async def run(self, stop: asyncio.Event) -> None: ...
 
 
@@ -582,6 +584,10 @@ class CfoApp(App[int]):
         confirm = ConfirmScreen(f"Swap to {target}?", body, "Swap now", alternative="Drain")
         self.push_screen(confirm, answer)
 
+    def action_retry_launches(self) -> None:
+        lifted = self._command("retry launches", self.engine.retry_launches) or []
+        self.notify(", ".join(lifted) or "No session was held.", title="Launches retried", markup=False)
+
     def action_zoom(self) -> None:
         if isinstance(self.screen, TailScreen):
             self.pop_screen()
@@ -656,6 +662,12 @@ class CfoApp(App[int]):
             f"Fail over to {target or 'the next usable account'}, after a confirmation (s)",
             self.action_swap,
         )
+        if any(s.held_until is not None for s in self._snapshot().sessions):
+            yield SystemCommand(
+                "Retry failed launches now",
+                "Use the sessions held after a failed launch again (you fixed the cause)",
+                self.action_retry_launches,
+            )
         yield SystemCommand(
             "Zoom the pane tail", "The selected session's pane, full size (enter)", self.action_zoom
         )

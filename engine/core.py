@@ -15,7 +15,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import Config
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
-from engine.dispatcher import Dispatcher
+from engine.dispatcher import Dispatcher, lift_holds
 from engine.events import Event, EventLog, EventType
 from engine.filewatch import FileWatch
 from engine.finisher import AUTH_TASK_FAILURES, Finisher, auth_failures
@@ -221,6 +221,15 @@ class Engine:
         self.ctx.spawn(self.finisher.complete(run, "forced by operator", interrupt=True))
         return True
 
+    def retry_launches(self) -> list[str]:
+        """Lift every hold a failed launch put on a session (the operator fixed the cause)."""
+        lifted = lift_holds(self.ctx)
+        if lifted:
+            self.save()
+            self.emit("resumed", reason="launch holds lifted: " + ", ".join(lifted))
+            self.ctx.wake_dispatch.set()
+        return lifted
+
     def request_swap(self, reason: str, drain: bool = False) -> str | None:
         """Swap to the next usable account now; returns its name, None if there is none. Running tasks
         move at once, resumed in their conversations, or with `drain` finish where they are."""
@@ -315,6 +324,8 @@ class Engine:
                 log.info("%s: back in the pool after the restart", name)
         for key in [k for k in state.counters if k.startswith(AUTH_TASK_FAILURES)]:
             del state.counters[key]  # a restart gives every task a fresh chance too
+        for name in lift_holds(ctx):  # whatever made a launch fail may have been fixed for this start
+            log.info("%s: held after a failed launch; usable again after the restart", name)
         config.watcher.done_signal_dir.mkdir(parents=True, exist_ok=True)
         if config.agent.install_stop_hook:
             for account in config.accounts:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine import moves, sidecars
 from engine import queue as q
+from engine.clock import iso
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
@@ -27,7 +28,8 @@ from engine.tmux import TmuxError
 
 log = logging.getLogger(__name__)
 
-LAUNCH_RETRY_AFTER = 300.0  # a session whose launch failed is skipped this long
+LAUNCH_HOLD_FIRST = 15.0  # a session whose launch failed is skipped this long, doubled per failure in a row
+LAUNCH_HOLD_MAX = 300.0
 
 Plan = tuple[dict[str, Path], q.ScanResult, list[Task], list[str], frozenset[str]]
 
@@ -196,7 +198,7 @@ class Dispatcher:
             s = ctx.state.sessions.get(name)
             if s and s.state == OUT_OF_POOL:
                 continue
-            if s and s.launch_failed_at and now - s.launch_failed_at < LAUNCH_RETRY_AFTER:
+            if s and s.held_until is not None and now < s.held_until:
                 continue
             idle.append(name)
         return idle
@@ -248,6 +250,7 @@ class Dispatcher:
             enters = await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
             run.phase = "working"
             s.state = WORKING
+            s.launch_failures, s.held_until = 0, None
             ctx.save()
             if resume and left is None:
                 await asyncio.to_thread(self.resume_ids.used, run.session, resume, True)
@@ -271,13 +274,35 @@ class Dispatcher:
             ctx.running.pop(run.session, None)
             await asyncio.to_thread(moves.requeue, run.claimed)
             s.state, s.task, s.task_path = IDLE, None, None
-            s.launch_failed_at = ctx.clock.now()
-            s.last_fail = Failure(ctx.clock.now(), f"launch failed: {exc}")
+            now = ctx.clock.now()
+            s.launch_failed_at, s.launch_failures = now, s.launch_failures + 1
+            s.held_until = now + hold_after(s.launch_failures)
+            s.last_fail = Failure(now, f"launch failed: {exc}")
+            log.warning(
+                "%s: not used again before %s (launch failed %d time(s) in a row)",
+                run.session,
+                iso(s.held_until),
+                s.launch_failures,
+            )
             ctx.save()
             ctx.emit("launch_failed", session=run.session, task=task.key, reason=str(exc))
             ctx.emit("requeued", session=run.session, task=task.key, reason="launch failed")
             await self.finisher.stop_agent(run.session)
             ctx.wake_dispatch.set()
+
+
+def hold_after(failures: int) -> float:
+    """How long a session is skipped after `failures` launches failed in a row: 15 s, doubling to 5 min."""
+    return float(min(LAUNCH_HOLD_MAX, LAUNCH_HOLD_FIRST * 2 ** max(0, failures - 1)))
+
+
+def lift_holds(ctx: Context) -> list[str]:
+    """Make every held session usable again now (a restart, or the operator); returns their names."""
+    lifted = [name for name, s in ctx.state.sessions.items() if s.held_until is not None]
+    for name in lifted:
+        s = ctx.state.sessions[name]
+        s.held_until, s.launch_failures = None, 0
+    return lifted
 
 
 def _claim_all(pairs: list[tuple[Task, str]]) -> list[tuple[Path | None, float]]:

@@ -35,6 +35,7 @@ class SessionRow:
     model: str | None
     started: float | None
     last_fail: str | None
+    held_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def build_snapshot(
                 model=(run.model if run else None) or (s.model if s else None),
                 started=run.started if run else (s.assigned_at if s and s.task else None),
                 last_fail=s.last_fail.reason if s and s.last_fail else None,
+                held_until=s.held_until if s and s.held_until is not None and s.held_until > now else None,
             )
         )
     inbox, blocked, delegated = queue_rows(scan)
@@ -227,6 +229,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
                 "model": s.model,
                 "started": _time(s.started),
                 "last_fail": s.last_fail,
+                "held_until": _time(s.held_until),
             }
             for s in snap.sessions
         ],

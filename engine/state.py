@@ -55,6 +55,10 @@ class SessionState:
     account: str | None = None
     model: str | None = None
     launch_failed_at: float | None = None
+    launch_failures: int = 0
+    """Launches failed in a row: each holds the session back longer (see Dispatcher.hold_after)."""
+    held_until: float | None = None
+    """Not dispatched into before this time, after a failed launch."""
 
 
 @dataclass
@@ -156,6 +160,8 @@ def _session_to_dict(s: SessionState) -> dict[str, object]:
         "account": s.account,
         "model": s.model,
         "launch_failed_at": s.launch_failed_at,
+        "launch_failures": s.launch_failures,
+        "held_until": s.held_until,
     }
 
 
@@ -223,6 +229,8 @@ def _session_from(item: _Obj) -> SessionState:
         account=item.opt_text("account"),
         model=item.opt_text("model"),
         launch_failed_at=item.opt_number("launch_failed_at"),
+        launch_failures=int(item.opt_number("launch_failures") or 0),
+        held_until=item.opt_number("held_until"),
     )
 
 

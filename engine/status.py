@@ -27,7 +27,8 @@ def render_status(data: dict[str, Any]) -> str:
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}",
     ]
     for s in data["sessions"]:
-        lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or ''}")
+        held = f"held until {s['held_until']} after a failed launch" if s.get("held_until") else ""
+        lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or held}")
     for job in data.get("delegated", []):
         lines.append(f"  delegated {job['task']:<30} {job['provider'] or '':<11} {job['status'] or ''}")
     if data["swaps"]:

@@ -18,7 +18,7 @@ def session_cells(row: SessionRow, now: float) -> dict[str, Cell]:
     return {
         "name": (row.name, "bold" if row.kind == "dedicated" else ""),
         "kind": (row.kind, "dim"),
-        "state": (row.state, STATE_STYLES.get(row.state, "")),
+        "state": _state(row, now),
         "project": (row.task.split(":", 1)[0] if row.task else "", ""),
         "task": (row.title or row.task or "", ""),
         "elapsed": (elapsed(now - row.started) if running and row.started is not None else "", ""),
@@ -26,6 +26,13 @@ def session_cells(row: SessionRow, now: float) -> dict[str, Cell]:
         "model": (row.model or "", "dim"),
         "fail": (row.last_fail or "", "red"),
     }
+
+
+def _state(row: SessionRow, now: float) -> Cell:
+    """A session held after a failed launch says so, with how long it still waits."""
+    if row.held_until is not None and row.held_until > now and row.state == "idle":
+        return (f"held {elapsed(row.held_until - now)}", "bold yellow")
+    return (row.state, STATE_STYLES.get(row.state, ""))
 
 
 class SessionsTable(LiveTable):

@@ -12,7 +12,7 @@ import pytest
 from engine.clock import FakeClock
 from engine.context import CAPTURE_LINES
 from engine.conversations import conversation_dir
-from engine.dispatcher import LAUNCH_RETRY_AFTER
+from engine.dispatcher import LAUNCH_HOLD_MAX, hold_after
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import (
     SIM_STYLES,
@@ -172,7 +172,7 @@ def test_a_saved_resume_id_outlives_a_failed_launch_and_is_consumed_by_the_one_t
             # The agent refused the id (no such conversation yet); now there is one.
             conversation.parent.mkdir(parents=True, exist_ok=True)
             conversation.touch()
-            clock.advance(LAUNCH_RETRY_AFTER + 1)
+            clock.advance(LAUNCH_HOLD_MAX + 1)
 
     run_engine(engine, lambda: ws.done("web") == ["again.md"], timeout=60, during=after_the_first_failure)
     assert kept == [True]
@@ -342,3 +342,21 @@ def test_an_agent_that_exits_at_once_fails_its_launch_with_what_it_printed(ws: W
     # Read from the pane as soon as the shell was back, not after the prompt timeout.
     assert "exited at once" in failed["reason"] and "cannot be used with root/sudo" in failed["reason"]
     assert ws.inbox("web") == ["t.md"]  # requeued, not lost
+    # The session is held back a little, says so, and the operator (or a restart) lifts the hold.
+    row = next(r for r in engine.snapshot().sessions if r.name == "ccl-auto-11")
+    assert row.held_until is not None and row.held_until - time.time() <= hold_after(1)
+    assert engine.retry_launches() == ["ccl-auto-11"]
+    assert engine.state.sessions["ccl-auto-11"].held_until is None
+
+
+def test_a_launch_hold_backs_off_and_is_lifted_by_a_restart(ws: Workspace) -> None:
+    assert [hold_after(n) for n in range(1, 7)] == [15, 30, 60, 120, 240, 300]
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    engine = new_engine(ws)
+    s = engine.session_state("ccl-auto-11")
+    s.launch_failures, s.held_until = 3, time.time() + 3600
+    engine.save()
+    ws.add_task("web", "t", "Task\nsim: work 200ms")
+    again = new_engine(ws)
+    run_engine(again, lambda: ws.done("web") == ["t.md"], timeout=60)
+    assert again.state.sessions["ccl-auto-11"].launch_failures == 0

@@ -76,6 +76,14 @@ class FakeEngine:
         self.calls.append(("force_complete", name))
         return any(s.name == name and s.state == "working" for s in self.snap.sessions)
 
+    def retry_launches(self) -> list[str]:
+        self.calls.append(("retry_launches", ""))
+        held = [s.name for s in self.snap.sessions if s.held_until is not None]
+        self.snap = replace(
+            self.snap, sessions=tuple(replace(s, held_until=None) for s in self.snap.sessions)
+        )
+        return held
+
     def request_swap(self, reason: str, drain: bool = False) -> str | None:
         self.calls.append(("request_swap", reason + (" (drain)" if drain else "")))
         if self.swap_to is None:

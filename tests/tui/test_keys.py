@@ -551,3 +551,27 @@ def test_every_action_is_in_the_command_palette() -> None:
         } <= titles
 
     drive(script)
+
+
+def test_a_session_held_after_a_failed_launch_says_so_and_the_palette_retries_it() -> None:
+    from dataclasses import replace
+
+    held = replace(
+        busy(),
+        sessions=tuple(
+            replace(s, held_until=NOW + 95) if s.name == "ccl-auto-14" else s for s in busy().sessions
+        ),
+    )
+
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert "held 1m 35s" in [c.plain for c in app.sessions.get_row("ccl-auto-14")]
+        [retry] = [c for c in app.get_system_commands(app.screen) if c.title == "Retry failed launches now"]
+        retry.callback()
+        await pilot.pause()
+        assert engine.calls == [("retry_launches", "")]
+        assert any("ccl-auto-14" in t for t in toasts(app))
+        app.show_snapshot()
+        assert not [c for c in app.get_system_commands(app.screen) if c.title == "Retry failed launches now"]
+        assert "idle" in [c.plain for c in app.sessions.get_row("ccl-auto-14")]
+
+    drive(script, snap=held)
