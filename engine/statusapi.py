@@ -24,6 +24,8 @@ METRIC_PREFIX: Final = "cfo_"
 
 _METRIC_NAME: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_FIELD_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "::1")
 
 
 class StatusApiError(Exception):
@@ -97,6 +99,15 @@ def _format_value(value: float) -> str:
 
 def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class _Head:
+    """A request's line and header fields (names lower-cased), read and checked line by line."""
+
+    method: str
+    target: str
+    fields: tuple[tuple[str, str], ...]
 
 
 class StatusServer:
@@ -175,15 +186,15 @@ class StatusServer:
         try:
             try:
                 async with asyncio.timeout(self._read_timeout):
-                    head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.LimitOverrunError:
-                response = self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+                    head = await self._read_head(reader)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 # Silent, too slow or gone: nobody is waiting for an answer.
                 writer.close()
                 return
+            if isinstance(head, bytes):
+                response = head
             else:
-                response = self._respond(head)
+                response = self._respond(head, str(writer.get_extra_info("sockname")[0]))
             await self._send(writer, response)
         finally:
             if not writer.is_closing():
@@ -203,12 +214,57 @@ class StatusServer:
             # A client that does not read must not keep the connection and its buffer alive.
             writer.transport.abort()
 
-    def _respond(self, head: bytes) -> bytes:
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        parts = request_line.split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return self._error(HTTPStatus.BAD_REQUEST, "malformed request line")
-        method, target, _ = parts
+    async def _read_head(self, reader: asyncio.StreamReader) -> _Head | bytes:
+        """The request's head, or the error to answer with: a bad line is answered as soon as it arrives,
+        not after waiting for the blank line that ends a head (a client sending bare LFs never sends one)."""
+        size = 0
+        request: list[str] | None = None
+        fields: list[tuple[str, str]] = []
+        while True:
+            try:
+                raw = await reader.readuntil(b"\n")
+                size += len(raw)
+            except asyncio.LimitOverrunError:
+                size = self._max_header_bytes + 1  # one line alone is over the limit
+            if size > self._max_header_bytes:
+                return self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large")
+            if not raw.endswith(b"\r\n"):
+                return self._error(HTTPStatus.BAD_REQUEST, "lines must end with CR LF")
+            line = raw[:-2].decode("latin-1")
+            if request is None:
+                request = line.split(" ")
+                if len(request) != 3 or not request[2].startswith("HTTP/1."):
+                    return self._error(HTTPStatus.BAD_REQUEST, "malformed request line")
+            elif not line:
+                return _Head(request[0], request[1], tuple(fields))
+            else:
+                name, colon, value = line.partition(":")
+                if not colon or not _FIELD_NAME.fullmatch(name):
+                    return self._error(HTTPStatus.BAD_REQUEST, "malformed header line")
+                fields.append((name.lower(), value.strip(" \t")))
+
+    def _hosts(self, local: str) -> frozenset[str]:
+        """The `Host` values answered: the listen address, the address the connection reached (a wildcard
+        listen's own) and the loopback names, each with the port. Any other name may be a DNS-rebinding
+        page in a browser on this machine, reading `/status` under a name it controls."""
+        port = self.port
+        names = {self.listen[0], local, *LOOPBACK_NAMES}
+        hosts = {_format_address(name, port) for name in names}
+        if port == 80:  # a client leaves the default port out
+            hosts |= {_format_address(name, port).rsplit(":", 1)[0] for name in names}
+        return frozenset(host.lower() for host in hosts)
+
+    def _respond(self, head: _Head, local: str) -> bytes:
+        hosts = [value for name, value in head.fields if name == "host"]
+        if len(hosts) != 1:
+            return self._error(HTTPStatus.BAD_REQUEST, "a request needs exactly one Host header")
+        if hosts[0].lower() not in self._hosts(local):
+            return self._error(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                f"this server answers to {_format_address('127.0.0.1', self.port)} or "
+                f"{_format_address('localhost', self.port)}, not to the Host this request names",
+            )
+        method, target = head.method, head.target
         head_only = method == "HEAD"
         if method not in ALLOWED_METHODS:
             return self._error(
