@@ -1,0 +1,20 @@
+"""Lines a person reads: control, bidi and invisible characters escaped."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from engine.safetext import visible
+
+
+def test_every_control_format_and_separator_character_is_escaped() -> None:
+    hidden = [
+        chr(code)
+        for code in range(0x110000)
+        if unicodedata.category(chr(code)) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+        or code in (0x115F, 0x1160, 0x3164, 0xFFA0)
+    ]
+
+    assert [c for c in hidden if visible(c) == c] == []
+    assert visible("a\u202eb\x1bc\U000e0041 日本 é 👍") == "a\\u202eb\\x1bc\\U000e0041 日本 é 👍"
+    assert visible("one\ntwo\tthree", multiline=True) == "one\ntwo\\x09three"
