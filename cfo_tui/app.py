@@ -44,6 +44,8 @@ from cfo_tui.widgets.sessions import SessionsTable
 from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
+from engine.loglines import guard
+from engine.redact import readable
 from engine.snapshot import SessionRow, Snapshot, TaskRow
 from engine.state import WORKING
 from engine.tmux import TmuxClient
@@ -105,7 +107,7 @@ class _ErrorsToApp(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
-            text += f": {record.exc_info[1]!r}"
+            text += f": {readable(repr(record.exc_info[1]))}"
         with contextlib.suppress(RuntimeError):  # the app's loop has already closed
             self.app.post_message(EngineLog(text))
 
@@ -294,9 +296,13 @@ class CfoApp(App[int]):
             log.error("worker %s failed", worker.name, exc_info=worker.error)
         if worker.group == "engine":
             if event.state == WorkerState.ERROR:
-                self._engine_note = f"ENGINE STOPPED: {worker.error}"
+                self._engine_note = f"ENGINE STOPPED: {readable(worker.error)}"
                 self.notify(
-                    str(worker.error), title="The engine stopped", severity="error", timeout=60, markup=False
+                    readable(worker.error),
+                    title="The engine stopped",
+                    severity="error",
+                    timeout=60,
+                    markup=False,
                 )
             elif event.state == WorkerState.SUCCESS and not self._quitting:
                 self._engine_note = "ENGINE STOPPED"
@@ -335,8 +341,13 @@ class CfoApp(App[int]):
 
     def _toast(self, toast: Toast | None) -> None:
         if toast is not None:
+            # Toast texts quote task names, reasons and log lines: anything may be in them.
             self.notify(
-                toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout, markup=False
+                readable(toast.text),
+                title=toast.title,
+                severity=toast.severity,
+                timeout=toast.timeout,
+                markup=False,
             )
 
     # ----------------------------------------------------------------- rendering
@@ -693,13 +704,14 @@ def make_app(
     return CfoApp(config, engine, now=now, start_engine=start_engine)
 
 
-def _route_logs(app: CfoApp) -> None:
+def route_logs(app: CfoApp) -> None:
     """Engine logs go to the Textual console (`textual console`) and errors to toasts, never onto
-    the screen being drawn."""
+    the screen being drawn; both see the same safe, de-duplicated lines."""
     from textual.logging import TextualHandler
 
     root = logging.getLogger()
     root.handlers[:] = [TextualHandler(stderr=False), app.errors_handler()]
+    guard(*root.handlers)
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -710,6 +722,6 @@ def run_app(config: Config, tmux: TmuxClient) -> int:
     from engine.core import Engine
 
     app = make_app(config, Engine(config, tmux))
-    _route_logs(app)
+    route_logs(app)
     app.run()
     return app.return_code or 0

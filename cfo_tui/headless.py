@@ -12,6 +12,8 @@ from typing import TextIO
 
 from engine.config import Config
 from engine.events import Event
+from engine.loglines import guard
+from engine.redact import readable
 from engine.tmux import TmuxClient
 
 log = logging.getLogger("cfo")
@@ -25,7 +27,7 @@ def format_event(event: Event, with_time: bool = True) -> str:
     stamp = ts[11:19] + " " if with_time else ""
     kind = data.pop("type")
     fields = " ".join(f"{k}={v}" for k, v in data.items() if v not in (None, ""))
-    return f"{stamp}{kind} {fields}".rstrip()
+    return readable(f"{stamp}{kind} {fields}".rstrip())
 
 
 def setup_logging(stream: TextIO = sys.stderr) -> bool:
@@ -38,6 +40,7 @@ def setup_logging(stream: TextIO = sys.stderr) -> bool:
         else "%(levelname)s %(name)s: %(message)s"
     )
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    guard(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -26,6 +26,7 @@ from engine.notify import Notifier
 from engine.patterns import Patterns, load_patterns
 from engine.quota import QuotaMonitor
 from engine.recovery import Recovery
+from engine.redact import protect
 from engine.resumeids import ResumeIds
 from engine.runtime import Running
 from engine.snapshot import Snapshot, build_snapshot
@@ -64,6 +65,7 @@ class Engine:
         delegation_options: Mapping[str, Any] | None = None,
         watchdog_tick: float = WATCHDOG_TICK,
     ) -> None:
+        protect(config)  # before anything can log, record or send a line that names a secret
         ctx = Context(
             config,
             tmux,

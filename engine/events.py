@@ -11,11 +11,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, TypeVar, get_args
+
+from engine.redact import redact, redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +160,12 @@ class EventLog:
         reason: str | None = None,
         **extra: object,
     ) -> Event:
-        event = Event(kind, self._now(), session, task, account, reason, extra)
-        self.append(event)
-        return event
+        return self.append(Event(kind, self._now(), session, task, account, reason, extra))
 
-    def append(self, event: Event) -> None:
-        """Write `event` (one write call) and then hand it to every subscriber."""
+    def append(self, event: Event) -> Event:
+        """Write `event` with its secrets redacted (one write call), then hand that to every subscriber;
+        returns it."""
+        event = _redacted(event)
         line = event.to_line()
         with self._lock:
             if self._fd is None:
@@ -177,6 +179,7 @@ class EventLog:
                 callback(event)
             except Exception:
                 log.exception("event subscriber %r failed on %s", callback, event.type)
+        return event
 
     def rotate(self, move: Callable[[], T]) -> T:
         """Run `move` (which renames the log file away) under the write lock, then go on writing to a
@@ -233,6 +236,15 @@ class EventLog:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _redacted(event: Event) -> Event:
+    """`event` without secrets: a reason may quote an error a service sent back, key included."""
+    return replace(
+        event,
+        reason=None if event.reason is None else redact(event.reason),
+        extra={key: redact_tree(value) for key, value in event.extra.items()},
+    )
 
 
 def read_events(

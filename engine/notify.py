@@ -17,6 +17,7 @@ import httpx
 from engine.clock import Clock, iso
 from engine.config import NotificationsConfig
 from engine.events import FAILED, RESUMED, STALLED, SWAP, Event
+from engine.redact import readable
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def message_text(kind: str, count: int, sample: list[Event]) -> str:
     lines = "; ".join(filter(None, (_line(e) for e in sample)))
     head = one if count == 1 else f"{count} {many}"
     more = "; …" if count > len(sample) else ""
-    return f"{head}: {lines}{more}" if lines else head
+    return readable(f"{head}: {lines}{more}" if lines else head)
 
 
 class Notifier:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from engine import queue as q
 from engine import sidecars
@@ -14,6 +14,7 @@ from engine.clock import iso
 from engine.config import Config
 from engine.delegation.manager import SUBMITTING
 from engine.delegation.router import decide
+from engine.redact import redact_tree
 from engine.runtime import Running
 from engine.state import IDLE, WORKING, State
 from engine.throughput import ThroughputView
@@ -214,8 +215,8 @@ def _time(value: float | None) -> str | None:
 
 
 def snapshot_json(snap: Snapshot) -> dict[str, Any]:
-    """The `cfo status --json` object (DESIGN.md contract keys first)."""
-    return {
+    """The `cfo status --json` object (DESIGN.md contract keys first), secrets redacted."""
+    data = {
         "active_account": snap.active_account,
         "dispatch": snap.dispatch,
         "accounts": {name: {"usable_again_at": _time(at)} for name, at in snap.accounts.items()},
@@ -250,3 +251,5 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         "counters": dict(snap.counters),
         "swap_target": snap.swap_target,
     }
+    # A failure reason or a pane snippet may quote a secret; this is what scripts and the status API show.
+    return cast(dict[str, Any], redact_tree(data))

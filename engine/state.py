@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Final, Literal, cast
 
 from engine.atomic import atomic_write, rename_noreplace
+from engine.redact import redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,8 @@ class StateStore:
         """Write the state atomically (temp file, fsync, rename, directory fsync); sets `saved_at`."""
         state.saved_at = self._now()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(state_to_dict(state), indent=1, ensure_ascii=False) + "\n"
+        # Failure reasons and pane snippets may quote a secret (an error a service echoed back).
+        text = json.dumps(redact_tree(state_to_dict(state)), indent=1, ensure_ascii=False) + "\n"
         atomic_write(self.path, text.encode("utf-8", "backslashreplace"), mode=0o600)
 
     def _set_aside(self) -> Path | None:

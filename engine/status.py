@@ -7,11 +7,14 @@ from typing import Any
 
 from engine import queue as q
 from engine.config import Config
+from engine.redact import protect
+from engine.safetext import visible
 from engine.snapshot import build_snapshot, snapshot_json
 from engine.state import StateStore
 
 
 def status_dict(config: Config) -> dict[str, Any]:
+    protect(config)  # a state file an older cfo wrote may still hold a secret
     state = StateStore(config.state_dir).load()
     dedicated = {d.project.name: d.project for d in config.pool.dedicated}
     projects = q.discover_projects(config.projects_dir, dedicated)
@@ -34,4 +37,4 @@ def render_status(data: dict[str, Any]) -> str:
     if data["swaps"]:
         last = data["swaps"][-1]
         lines.append(f"last swap: {last['at']} {last['from_account']} -> {last['to_account']}")
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)

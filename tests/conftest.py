@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,3 +27,13 @@ def tmux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LibtmuxCli
         yield client
     finally:
         client.kill_server()
+
+
+@pytest.fixture
+def keep_root_logging() -> Iterator[None]:
+    """A test that installs cfo's own log handlers (as `cfo --no-ui` or the console do) gets pytest's back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -16,6 +16,8 @@ from textual._types import SegmentLines
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 
+from engine.redact import readable
+
 Cell = tuple[str, str]
 """A cell's plain text and Rich style: compared as data; a CellText is made only for what changed."""
 Row = tuple[str, Mapping[str, Cell]]
@@ -87,7 +89,8 @@ class CellText:
     __slots__ = ("plain", "style")
 
     def __init__(self, plain: str, style: str) -> None:
-        self.plain = plain
+        # Every pane draws through here: names, titles and reasons may hold bidi or control characters.
+        self.plain = readable(plain)
         self.style = Style.parse(style) if style else Style.null()
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

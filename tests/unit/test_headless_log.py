@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from cfo_tui.headless import format_event, setup_logging
 from engine.events import Event
 
+pytestmark = pytest.mark.usefixtures("keep_root_logging")
+
 TS = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
-
-
-@pytest.fixture(autouse=True)
-def keep_root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_an_event_is_one_line_with_its_fields_and_no_empty_ones() -> None:
