@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine import moves, sidecars
 from engine import queue as q
+from engine.bounded import listed
 from engine.clock import iso
 from engine.context import Context
 from engine.delegation.manager import DelegationManager
@@ -172,9 +173,10 @@ class Dispatcher:
     def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
         reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
         if sidecars.mark_blocked(task, reasons):
+            reason = listed(reasons, sep="; ")
             if unsafe:
-                log.error("%s: blocked: %s", task.path, "; ".join(reasons))
-            self.ctx.emit("blocked", task=task.key, reason="; ".join(reasons))
+                log.error("%s: blocked: %s", task.path, reason)
+            self.ctx.emit("blocked", task=task.key, reason=reason)
 
     def _unblock(self, task: Task) -> None:
         """Its dependencies are done: it is queued now, waiting for a session rather than for them."""

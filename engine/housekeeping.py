@@ -7,6 +7,7 @@ import logging
 import time
 
 from engine import moves
+from engine.bounded import listed
 from engine.context import Context
 from engine.durations import format_duration
 from engine.janitor import Janitor
@@ -41,7 +42,7 @@ class Housekeeping:
         wake = False
         for v in verdicts:
             waited = format_duration(now - v.since)
-            waiting = ", ".join(v.missing)
+            waiting = listed(v.missing)
             if v.verdict == "ready":
                 wake = True
             elif v.verdict == "warn":

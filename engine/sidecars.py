@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.atomic import atomic_write, create_exclusive
+from engine.bounded import listed
 from engine.tasks import TASK_SUFFIX, Task, TaskError, reported, task_id_of
 
 Sidecar = Literal["blocked", "delegated", "stuck"]
@@ -29,7 +30,7 @@ def mark_blocked(task: Task | Path, missing: Iterable[str]) -> bool:
     """Create the `.blocked` sidecar once; its mtime is when blocking began. True if created now."""
     path = sidecar_path(task, "blocked")
     with reported(path, "mark it blocked"):
-        return create_exclusive(path, "depends_on not met: " + ", ".join(missing) + "\n")
+        return create_exclusive(path, "depends_on not met: " + listed(missing) + "\n")
 
 
 def mark_stuck(task: Task | Path, reason: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, cast
 from engine import queue as q
 from engine import sidecars
 from engine.accounts import next_usable
+from engine.bounded import listed
 from engine.clock import iso
 from engine.config import Config
 from engine.delegation.manager import SUBMITTING
@@ -124,7 +125,7 @@ def queue_rows(scan: q.ScanResult) -> QueueRows:
             )
         elif scan.marked(task.key, "blocked"):
             since = sidecars.sidecar_since(task, "blocked")
-            waiting = ", ".join(str(d) for d in task.depends_on) or ", ".join(task.unsafe_depends)
+            waiting = listed(task.depends_on) or listed(task.unsafe_depends)
             blocked.append(
                 TaskRow(task.key, task.project, task.title, task.priority, task.created, since, waiting)
             )
