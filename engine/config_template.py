@@ -122,6 +122,11 @@ delegation:
   url: null
   # The environment variable holding its API key; delegation stays off while it is empty.
   api_key_env: SECUTOOLS_API_KEY
+  # One request to the service, from connecting to the answer's last byte; a slower answer is cut off and the
+  # request tried again.
+  request_timeout: 10s
+  # One call with all its tries and the pauses between them; a submit still unanswered then runs locally.
+  call_timeout: 30s
 
 watchdog:
   # A task blocked on its dependencies this long is reported, and after blocked_fail moved to failed/.

@@ -80,7 +80,8 @@ class DelegationManager:
         token = config.api_key(environ)
         if not config.url or not token:
             return None
-        return cls(JobClient(config.url, token, **client_options), emit, now, count)
+        options = {"timeout": config.request_timeout, "deadline": config.call_timeout} | client_options
+        return cls(JobClient(config.url, token, **options), emit, now, count)
 
     async def aclose(self) -> None:
         await self.client.aclose()

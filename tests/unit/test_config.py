@@ -77,7 +77,9 @@ def test_only_accounts_gives_the_documented_defaults(tmp_path: Path, home: Path)
     assert config.watcher.done_signal_dir == Path("/tmp")
     assert (config.quota.reactivate_cooldown, config.quota.prefer_first) == (300.0, False)
     assert config.state_dir == home / ".local/state/cfo"
-    assert (config.delegation.url, config.delegation.api_key_env) == (None, "SECUTOOLS_API_KEY")
+    delegation = config.delegation
+    assert (delegation.url, delegation.api_key_env) == (None, "SECUTOOLS_API_KEY")
+    assert (delegation.request_timeout, delegation.call_timeout) == (10.0, 30.0)
     watchdog = config.watchdog
     assert (watchdog.blocked_warn, watchdog.blocked_fail, watchdog.stalled_after) == (3600.0, 86400.0, 900.0)
     assert (config.status_api.listen, config.status_api.allow_remote) == (None, False)
@@ -254,6 +256,12 @@ def test_durations_in_the_file_become_seconds(tmp_path: Path) -> None:
     )
     assert (config.watcher.interval, config.watcher.idle_timeout) == (0.25, 7200.0)
     assert config.quota.reactivate_cooldown == 0.0
+
+
+def test_the_delegation_timeouts_read_as_durations(tmp_path: Path) -> None:
+    config = load_text(tmp_path, ACCOUNTS + "delegation: {request_timeout: 2s, call_timeout: 5s}\n")
+    delegation = config.delegation
+    assert (delegation.request_timeout, delegation.call_timeout) == (2.0, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -533,6 +541,18 @@ PROBLEMS = [
         "delegation: {api_key_env: my-key}\n",
         "delegation.api_key_env",
         "environment variable name",
+    ),
+    (
+        "request-timeout-zero",
+        "delegation: {request_timeout: 0s}\n",
+        "delegation.request_timeout",
+        "above zero",
+    ),
+    (
+        "call-timeout-under-request-timeout",
+        "delegation: {request_timeout: 1m, call_timeout: 30s}\n",
+        "delegation.call_timeout",
+        "30s is shorter than request_timeout (1m): no request could take its full time",
     ),
     (
         "template-without-file",
