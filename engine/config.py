@@ -134,6 +134,8 @@ class DelegationConfig:
     api_key_env: str = "SECUTOOLS_API_KEY"
     request_timeout: float = 10.0
     call_timeout: float = 30.0
+    job_timeout: float = 7200.0
+    unknown_status_timeout: float = 600.0
 
     def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
         return environ.get(self.api_key_env) or None

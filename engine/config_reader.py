@@ -534,6 +534,8 @@ def _delegation(r: _Reader, path: _KeyPath, raw: object) -> DelegationConfig:
         "api_key_env": _ENV_NAME,
         "request_timeout": positive,
         "call_timeout": positive,
+        "job_timeout": positive,
+        "unknown_status_timeout": positive,
     }
     delegation = DelegationConfig(**r.section(path, raw, spec))
     longer = ("call_timeout", delegation.call_timeout)

@@ -127,6 +127,11 @@ delegation:
   request_timeout: 10s
   # One call with all its tries and the pauses between them; a submit still unanswered then runs locally.
   call_timeout: 30s
+  # A job not finished this long after its submit goes to failed/ with the reason (the service may still be
+  # working on it: `cfo delegate get <job>` tells).
+  job_timeout: 2h
+  # A job whose status cfo does not know for this long is given up and the task runs locally.
+  unknown_status_timeout: 10m
 
 watchdog:
   # A task blocked on its dependencies this long is reported, and after blocked_fail moved to failed/.

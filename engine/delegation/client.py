@@ -42,6 +42,14 @@ class JobTimeout(DelegationError):
     """`wait` gave up: the job was still unfinished after its timeout."""
 
 
+class UnknownStatus(DelegationError):
+    """The service answered with a job status this client does not know; `value` is what it said."""
+
+    def __init__(self, value: object, *, path: str, body: str) -> None:
+        self.value = value
+        super().__init__(f"unknown job status {value!r}", path=path, body=body)
+
+
 @dataclass(frozen=True)
 class Job:
     """One job as the service reports it."""
@@ -188,7 +196,7 @@ class JobClient:
         data = await self._request("GET", path)
         status = data.get("status")
         if not _is_status(status):
-            raise DelegationError(f"unknown job status {status!r}", path=path, body=str(data))
+            raise UnknownStatus(status, path=path, body=str(data))
         cost = data.get("cost_usd")
         result = data.get("result")
         error = data.get("error")

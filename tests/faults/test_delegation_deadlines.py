@@ -1,4 +1,4 @@
-"""Every wait on the job service is bounded: a whole answer, and a whole call with its retries.
+"""Every wait on the job service is bounded: answers, calls, and unknown or endless jobs.
 
 Each test runs the real job server on 127.0.0.1; the engine tests run the engine with delegation on, its
 bounds set through the config as a user would set them.
@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from engine import footers
 from engine.delegation.client import DelegationError, JobClient
 from engine.tmux import LibtmuxClient
 from tests.integration.delegation_support import GPU, delegation_workspace, engine_for, types
-from tests.integration.jobserver import Canned, JobServer, running
+from tests.integration.jobserver import Canned, JobServer, Plan, running
 from tests.integration.pipeline_support import Workspace, run_engine
 
 # An answer of about 90 bytes sent a byte every 100 ms takes 9 s, though every single read is quick.
@@ -37,6 +38,12 @@ def ws(tmp_path: Path, tmux: LibtmuxClient, monkeypatch: pytest.MonkeyPatch) -> 
 
 def event(ws: Workspace, kind: str, task: str) -> dict[str, Any]:
     return next(e for e in ws.events() if e["type"] == kind and e.get("task") == task)
+
+
+def failed_footer(ws: Workspace, project: str, name: str) -> dict[str, object]:
+    footer = footers.read_footer(ws.project(project) / ".agent-queue" / "failed" / name)
+    assert footer is not None
+    return footer
 
 
 def submit(url: str, **options: Any) -> tuple[float, str | DelegationError]:
@@ -100,3 +107,54 @@ def test_a_drip_fed_submit_gives_the_task_to_the_local_path_within_the_call_time
     assert types(ws, "api:drip") == ["delegation_fallback", "dispatched", "completed"]
     assert "no complete answer" in event(ws, "delegation_fallback", "api:drip")["reason"]
     assert ran.read_text().split() == ["local"]
+
+
+# --- jobs in an unknown status, jobs that never finish ----------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_job_in_a_status_cfo_does_not_know_runs_locally_after_unknown_status_timeout(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.plan(Plan(status="paused"))
+    ran = ws.root / "ran.log"
+    ws.add_task("api", "odd", f"Odd job\nsim: work 100ms\nsim: append {ran} local", **GPU)
+    engine = engine_for(ws, server, delegation__unknown_status_timeout="1s", delegation__job_timeout="1h")
+    run_engine(engine, lambda: ws.done("api") == ["odd.md"] and "completed" in types(ws, "api:odd"))
+    assert types(ws, "api:odd") == ["delegated", "delegation_fallback", "dispatched", "completed"]
+    reason = event(ws, "delegation_fallback", "api:odd")["reason"]
+    assert reason == "job job-1 reported the unknown status 'paused' for 1s"
+    assert server.count("get") >= 5  # polled through the second it was given, not dropped at once
+    assert ran.read_text().split() == ["local"]
+    assert server.count("submit") == 1
+
+
+@pytest.mark.integration
+def test_a_job_that_never_finishes_fails_with_its_reason_after_job_timeout(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.plan(Plan(polls=10**9))
+    ws.add_task("api", "endless", "An endless job", **GPU)
+    engine = engine_for(ws, server, delegation__job_timeout="2s")
+    run_engine(engine, lambda: ws.failed("api") == ["endless.md"] and "failed" in types(ws, "api:endless"))
+    reason = "delegated job job-1 still running 2s after its submit (delegation.job_timeout)"
+    footer = failed_footer(ws, "api", "endless.md")
+    assert footer["reason"] == reason
+    assert (footer["job"], footer["provider"], footer["how"]) == ("job-1", "gpu", "delegated")
+    assert event(ws, "failed", "api:endless")["reason"] == reason
+    assert types(ws, "api:endless") == ["delegated", "failed"]  # not run locally as well
+    assert ws.inbox("api") == []  # its .delegated sidecar went with it
+
+
+@pytest.mark.integration
+def test_a_job_the_service_never_answers_for_fails_after_job_timeout(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.script("get", *[Canned(503, "down for maintenance")] * 1000)
+    ws.add_task("api", "dark", "A job in the dark", **GPU)
+    engine = engine_for(ws, server, delegation__job_timeout="2s")
+    run_engine(engine, lambda: ws.failed("api") == ["dark.md"] and "failed" in types(ws, "api:dark"))
+    reason = str(failed_footer(ws, "api", "dark.md")["reason"])
+    assert reason.startswith("delegated job job-1 not finished 2s after its submit (delegation.job_timeout)")
+    assert "last poll: /v1/jobs/job-1: HTTP 503" in reason and "down for maintenance" in reason
+    assert types(ws, "api:dark") == ["delegated", "failed"]

@@ -32,12 +32,16 @@ class Canned:
 
 @dataclass(frozen=True)
 class Plan:
-    """How the next submitted job behaves: it reports queued/running for `polls` GETs, then finishes."""
+    """How the next submitted job behaves: it reports queued/running for `polls` GETs, then finishes.
+
+    A job with `status` reports that status on every GET instead, and never finishes.
+    """
 
     polls: int = 0
     result: str = "done"
     error: str | None = None
     cost_usd: float | None = 0.01
+    status: str | None = None
 
 
 @dataclass
@@ -49,7 +53,9 @@ class Job:
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "provider": self.request.get("provider", "")}
-        if self.polls < self.plan.polls:
+        if self.plan.status is not None:
+            out["status"] = self.plan.status
+        elif self.polls < self.plan.polls:
             out["status"] = "queued" if self.polls == 0 else "running"
         elif self.plan.error is not None:
             out |= {"status": "failed", "error": self.plan.error}

@@ -80,6 +80,7 @@ def test_only_accounts_gives_the_documented_defaults(tmp_path: Path, home: Path)
     delegation = config.delegation
     assert (delegation.url, delegation.api_key_env) == (None, "SECUTOOLS_API_KEY")
     assert (delegation.request_timeout, delegation.call_timeout) == (10.0, 30.0)
+    assert (delegation.job_timeout, delegation.unknown_status_timeout) == (7200.0, 600.0)
     watchdog = config.watchdog
     assert (watchdog.blocked_warn, watchdog.blocked_fail, watchdog.stalled_after) == (3600.0, 86400.0, 900.0)
     assert (config.status_api.listen, config.status_api.allow_remote) == (None, False)
@@ -259,9 +260,11 @@ def test_durations_in_the_file_become_seconds(tmp_path: Path) -> None:
 
 
 def test_the_delegation_timeouts_read_as_durations(tmp_path: Path) -> None:
-    config = load_text(tmp_path, ACCOUNTS + "delegation: {request_timeout: 2s, call_timeout: 5s}\n")
+    bounds = "request_timeout: 2s, call_timeout: 5s, job_timeout: 30m, unknown_status_timeout: 90s"
+    config = load_text(tmp_path, ACCOUNTS + f"delegation: {{{bounds}}}\n")
     delegation = config.delegation
     assert (delegation.request_timeout, delegation.call_timeout) == (2.0, 5.0)
+    assert (delegation.job_timeout, delegation.unknown_status_timeout) == (1800.0, 90.0)
 
 
 @pytest.mark.parametrize(
@@ -547,6 +550,13 @@ PROBLEMS = [
         "delegation: {request_timeout: 0s}\n",
         "delegation.request_timeout",
         "above zero",
+    ),
+    ("job-timeout-words", "delegation: {job_timeout: forever}\n", "delegation.job_timeout", 'got "forever"'),
+    (
+        "unknown-status-timeout-negative",
+        "delegation: {unknown_status_timeout: -1m}\n",
+        "delegation.unknown_status_timeout",
+        "not negative",
     ),
     (
         "call-timeout-under-request-timeout",
