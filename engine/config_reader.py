@@ -536,6 +536,7 @@ def _delegation(r: _Reader, path: _KeyPath, raw: object) -> DelegationConfig:
         "call_timeout": positive,
         "job_timeout": positive,
         "unknown_status_timeout": positive,
+        "max_result_bytes": _size,
     }
     delegation = DelegationConfig(**r.section(path, raw, spec))
     longer = ("call_timeout", delegation.call_timeout)

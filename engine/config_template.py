@@ -132,6 +132,9 @@ delegation:
   job_timeout: 2h
   # A job whose status cfo does not know for this long is given up and the task runs locally.
   unknown_status_timeout: 10m
+  # A result larger than this is not written into done/: the task goes to failed/ with the reason, and the
+  # job service keeps the result (`cfo delegate result <job>`). An integer in bytes, or like 4MiB.
+  max_result_bytes: 4MiB
 
 watchdog:
   # A task blocked on its dependencies this long is reported, and after blocked_fail moved to failed/.

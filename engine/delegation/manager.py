@@ -18,7 +18,7 @@ from engine.delegation.client import DelegationError, Job, JobClient, UnknownSta
 from engine.delegation.router import Decision, decide
 from engine.durations import format_duration
 from engine.events import Emit
-from engine.tasks import Fingerprint, Task, TaskError
+from engine.tasks import Fingerprint, Task, TaskError, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,18 @@ class DelegationManager:
             return
         result = job.result or ""
         footer["result"] = _excerpt(result)
+        size = len(result.encode())
+        if size > self._config.max_result_bytes:
+            # Refused rather than cut: the service keeps the whole result, so nothing is lost, done/ never
+            # holds a file of unbounded size or a new kind of file beside it, and a result this large is
+            # more often a runaway than an answer, so a person looks before dependent tasks run on it.
+            reason = (
+                f"delegated job {job.id} completed with a result of {human_bytes(size)} ({size:,} bytes), "
+                f"over delegation.max_result_bytes ({human_bytes(self._config.max_result_bytes)}); "
+                f"the job service keeps it: cfo delegate result {job.id}"
+            )
+            await self._fail(task, job.id, reason, footer)
+            return
         section = f"## Result ({provider})\n\n{result.rstrip()}\n" if result.strip() else ""
         await self._settle(
             task,

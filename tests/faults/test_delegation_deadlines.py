@@ -1,4 +1,4 @@
-"""Every wait on the job service is bounded: answers, calls, and unknown or endless jobs.
+"""Every wait on the job service is bounded: answers, calls, unknown or endless jobs, and results.
 
 Each test runs the real job server on 127.0.0.1; the engine tests run the engine with delegation on, its
 bounds set through the config as a user would set them.
@@ -158,3 +158,53 @@ def test_a_job_the_service_never_answers_for_fails_after_job_timeout(
     assert reason.startswith("delegated job job-1 not finished 2s after its submit (delegation.job_timeout)")
     assert "last poll: /v1/jobs/job-1: HTTP 503" in reason and "down for maintenance" in reason
     assert types(ws, "api:dark") == ["delegated", "failed"]
+
+
+# --- results are capped -----------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_20_mib_result_is_refused_with_its_reason_and_nothing_of_it_lands_in_done(
+    ws: Workspace, server: JobServer
+) -> None:
+    server.plan(Plan(result="All work and no play. " * (20 * 2**20 // 22) + "x" * (20 * 2**20 % 22)))
+    ws.add_task("api", "huge", "Write a very long story", **GPU)
+    engine = engine_for(ws, server)  # the default cap, 4 MiB
+    run_engine(engine, lambda: "failed" in types(ws, "api:huge"))
+    reason = (
+        "delegated job job-1 completed with a result of 20 MiB (20,971,520 bytes), over "
+        "delegation.max_result_bytes (4 MiB); "
+        "the job service keeps it: cfo delegate result job-1"
+    )
+    assert ws.done("api") == []
+    assert ws.failed("api") == ["huge.md"]
+    failed = ws.project("api") / ".agent-queue" / "failed" / "huge.md"
+    assert failed.stat().st_size < 4096  # the task and its footer, with a short excerpt of the result
+    footer = failed_footer(ws, "api", "huge.md")
+    assert footer["reason"] == reason
+    assert str(footer["result"]).startswith("All work and no play.")
+    assert event(ws, "failed", "api:huge")["reason"] == reason
+    assert ws.inbox("api") == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("result", "box"),
+    [("é" * 512, "done"), ("é" * 512 + "!", "failed")],
+    ids=["1024-bytes-at-the-cap", "1025-bytes-over-it"],
+)
+def test_the_result_cap_counts_utf8_bytes_and_a_result_at_the_cap_is_kept(
+    ws: Workspace, server: JobServer, result: str, box: str
+) -> None:
+    server.plan(Plan(result=result))
+    ws.add_task("api", "edge", "Accents", **GPU)
+    engine = engine_for(ws, server, delegation__max_result_bytes="1KiB")
+    run_engine(engine, lambda: any(t in types(ws, "api:edge") for t in ("completed", "failed")))
+    finished = ws.project("api") / ".agent-queue" / box / "edge.md"
+    assert finished.exists()
+    if box == "done":
+        assert result in finished.read_text(encoding="utf-8")
+    else:
+        assert "a result of 1.0 KiB (1,025 bytes), over delegation.max_result_bytes (1 KiB)" in str(
+            failed_footer(ws, "api", "edge.md")["reason"]
+        )
