@@ -132,6 +132,11 @@ class QuotaConfig:
 class DelegationConfig:
     url: str | None = None
     api_key_env: str = "SECUTOOLS_API_KEY"
+    request_timeout: float = 10.0
+    call_timeout: float = 30.0
+    job_timeout: float = 7200.0
+    unknown_status_timeout: float = 600.0
+    max_result_bytes: int = 4 * 1_048_576
 
     def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
         return environ.get(self.api_key_env) or None

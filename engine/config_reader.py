@@ -515,20 +515,43 @@ def _quota(r: _Reader, path: _KeyPath, raw: object) -> QuotaConfig:
     return QuotaConfig(**r.section(path, raw, spec))
 
 
+def _not_shorter(
+    r: _Reader, path: _KeyPath, longer: tuple[str, float], shorter: tuple[str, float], why: str
+) -> None:
+    """Report the `longer` duration of a section read cleanly when it is below the `shorter` one."""
+    (key, value), (other, floor) = longer, shorter
+    if r.clean(path) and value < floor:
+        r.add(
+            (*path, key),
+            f"{format_duration(value)} is shorter than {other} ({format_duration(floor)}): {why}",
+        )
+
+
 def _delegation(r: _Reader, path: _KeyPath, raw: object) -> DelegationConfig:
-    return DelegationConfig(**r.section(path, raw, {"url": _optional(_url), "api_key_env": _ENV_NAME}))
+    positive = _duration(positive=True)
+    spec = {
+        "url": _optional(_url),
+        "api_key_env": _ENV_NAME,
+        "request_timeout": positive,
+        "call_timeout": positive,
+        "job_timeout": positive,
+        "unknown_status_timeout": positive,
+        "max_result_bytes": _size,
+    }
+    delegation = DelegationConfig(**r.section(path, raw, spec))
+    longer = ("call_timeout", delegation.call_timeout)
+    shorter = ("request_timeout", delegation.request_timeout)
+    _not_shorter(r, path, longer, shorter, "no request could take its full time")
+    return delegation
 
 
 def _watchdog(r: _Reader, path: _KeyPath, raw: object) -> WatchdogConfig:
     positive = _duration(positive=True)
     spec = {"blocked_warn": positive, "blocked_fail": positive, "stalled_after": positive}
     watchdog = WatchdogConfig(**r.section(path, raw, spec))
-    if r.clean(path) and watchdog.blocked_fail < watchdog.blocked_warn:
-        r.add(
-            (*path, "blocked_fail"),
-            f"{format_duration(watchdog.blocked_fail)} is shorter than blocked_warn "
-            f"({format_duration(watchdog.blocked_warn)}): the warning would never come first",
-        )
+    longer = ("blocked_fail", watchdog.blocked_fail)
+    shorter = ("blocked_warn", watchdog.blocked_warn)
+    _not_shorter(r, path, longer, shorter, "the warning would never come first")
     return watchdog
 
 

@@ -122,6 +122,19 @@ delegation:
   url: null
   # The environment variable holding its API key; delegation stays off while it is empty.
   api_key_env: SECUTOOLS_API_KEY
+  # One request to the service, from connecting to the answer's last byte; a slower answer is cut off and the
+  # request tried again.
+  request_timeout: 10s
+  # One call with all its tries and the pauses between them; a submit still unanswered then runs locally.
+  call_timeout: 30s
+  # A job not finished this long after its submit goes to failed/ with the reason (the service may still be
+  # working on it: `cfo delegate get <job>` tells).
+  job_timeout: 2h
+  # A job whose status cfo does not know for this long is given up and the task runs locally.
+  unknown_status_timeout: 10m
+  # A result larger than this is not written into done/: the task goes to failed/ with the reason, and the
+  # job service keeps the result (`cfo delegate result <job>`). An integer in bytes, or like 4MiB.
+  max_result_bytes: 4MiB
 
 watchdog:
   # A task blocked on its dependencies this long is reported, and after blocked_fail moved to failed/.

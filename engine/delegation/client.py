@@ -12,12 +12,16 @@ from urllib.parse import quote
 
 import httpx
 
+from engine.config import DelegationConfig
+
 JobStatus = Literal["queued", "running", "completed", "failed"]
 JOB_STATUSES: Final[tuple[JobStatus, ...]] = ("queued", "running", "completed", "failed")
 FINISHED: Final[frozenset[str]] = frozenset({"completed", "failed"})
 EXCERPT: Final = 200
 
 Sleep = Callable[[float], Awaitable[None]]
+
+_DEFAULTS: Final = DelegationConfig()
 
 
 class DelegationError(Exception):
@@ -36,6 +40,14 @@ class DelegationError(Exception):
 
 class JobTimeout(DelegationError):
     """`wait` gave up: the job was still unfinished after its timeout."""
+
+
+class UnknownStatus(DelegationError):
+    """The service answered with a job status this client does not know; `value` is what it said."""
+
+    def __init__(self, value: object, *, path: str, body: str) -> None:
+        self.value = value
+        super().__init__(f"unknown job status {value!r}", path=path, body=body)
 
 
 @dataclass(frozen=True)
@@ -71,14 +83,20 @@ def _job_path(job_id: str) -> str:
 
 
 class JobClient:
-    """Talks to `<base_url>/v1/jobs` with a bearer token; transient failures are retried, others are not."""
+    """Talks to `<base_url>/v1/jobs` with a bearer token; transient failures are retried, others are not.
+
+    Each try must be answered in full within `timeout` seconds, and a call (its tries and the pauses between
+    them together) ends within `deadline`: httpx times each read alone, so a service that sends its answer a
+    byte at a time would otherwise hold a call for as long as it likes.
+    """
 
     def __init__(
         self,
         base_url: str,
         token: str,
         *,
-        timeout: float = 10.0,
+        timeout: float = _DEFAULTS.request_timeout,
+        deadline: float = _DEFAULTS.call_timeout,
         retries: int = 3,
         backoff: float = 0.5,
         backoff_max: float = 10.0,
@@ -86,6 +104,8 @@ class JobClient:
         rng: random.Random | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.deadline = deadline
         self.retries = max(0, retries)
         self.backoff = backoff
         self.backoff_max = backoff_max
@@ -111,10 +131,20 @@ class JobClient:
         return self._rng.uniform(0.0, min(self.backoff_max, self.backoff * (2**attempt)))
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        ends = time.monotonic() + self.deadline
         attempt = 0
         while True:
+            budget = min(self.timeout, ends - time.monotonic())
             try:
-                response = await self._http.request(method, path, json=body)
+                async with asyncio.timeout(budget):
+                    response = await self._http.request(method, path, json=body)
+            except TimeoutError:
+                late = (
+                    f"no complete answer within {self.timeout:g}s"
+                    if budget == self.timeout
+                    else f"no complete answer before the call's {self.deadline:g}s deadline"
+                )
+                failure = DelegationError(late, path=path)
             except _TRANSIENT as exc:
                 failure = DelegationError(f"{type(exc).__name__}: {exc}", path=path)
             except httpx.HTTPError as exc:
@@ -133,7 +163,10 @@ class JobClient:
                     raise failure
             if attempt >= self.retries:
                 raise failure
-            await self._sleep(self.delay(attempt))
+            pause = self.delay(attempt)
+            if time.monotonic() + pause >= ends:
+                raise failure  # the next try could not start before the deadline
+            await self._sleep(pause)
             attempt += 1
 
     @staticmethod
@@ -163,7 +196,7 @@ class JobClient:
         data = await self._request("GET", path)
         status = data.get("status")
         if not _is_status(status):
-            raise DelegationError(f"unknown job status {status!r}", path=path, body=str(data))
+            raise UnknownStatus(status, path=path, body=str(data))
         cost = data.get("cost_usd")
         result = data.get("result")
         error = data.get("error")

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
@@ -17,21 +18,30 @@ JOBS_PATH = "/v1/jobs"
 
 @dataclass(frozen=True)
 class Canned:
-    """A scripted answer: sent instead of the normal one, after `delay` seconds."""
+    """A scripted answer: sent instead of the normal one, after `delay` seconds.
+
+    With `drip` the whole answer, status line first, goes out one byte every `drip` seconds: each read the
+    client makes succeeds quickly while the answer as a whole takes minutes.
+    """
 
     status: int
     body: str | dict[str, Any] = ""
     delay: float = 0.0
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How the next submitted job behaves: it reports queued/running for `polls` GETs, then finishes."""
+    """How the next submitted job behaves: it reports queued/running for `polls` GETs, then finishes.
+
+    A job with `status` reports that status on every GET instead, and never finishes.
+    """
 
     polls: int = 0
     result: str = "done"
     error: str | None = None
     cost_usd: float | None = 0.01
+    status: str | None = None
 
 
 @dataclass
@@ -43,7 +53,9 @@ class Job:
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "provider": self.request.get("provider", "")}
-        if self.polls < self.plan.polls:
+        if self.plan.status is not None:
+            out["status"] = self.plan.status
+        elif self.polls < self.plan.polls:
             out["status"] = "queued" if self.polls == 0 else "running"
         elif self.plan.error is not None:
             out |= {"status": "failed", "error": self.plan.error}
@@ -169,6 +181,20 @@ def _handler(server: JobServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(raw)
 
+        def _drip(self, status: int, body: str | dict[str, Any], every: float) -> None:
+            raw = (json.dumps(body) if isinstance(body, dict) else body).encode()
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n"
+            )
+            for byte in head.encode() + raw:
+                if server._stopping.wait(every):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                except OSError:
+                    return  # the client gave up on the answer: what a deadline should do
+
         def _handle(self) -> None:
             route, job_id = _route(self.command, self.path)
             body = self._read_body()
@@ -185,7 +211,10 @@ def _handler(server: JobServer) -> type[BaseHTTPRequestHandler]:
             if canned is not None:
                 if server._stopping.wait(canned.delay):
                     return
-                self._send(canned.status, canned.body)
+                if canned.drip:
+                    self._drip(canned.status, canned.body, canned.drip)
+                else:
+                    self._send(canned.status, canned.body)
                 return
             if route == "submit":
                 if body is None or not isinstance(body.get("prompt"), str):

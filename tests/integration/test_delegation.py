@@ -12,15 +12,12 @@ import httpx
 import pytest
 
 from engine import footers
-from engine.core import Engine
 from engine.tmux import LibtmuxClient
+from tests.integration.delegation_support import GPU, KEY_ENV, delegation_workspace, engine_for, types
 from tests.integration.jobserver import Canned, JobServer, Plan, running
-from tests.integration.pipeline_support import Workspace, make_workspace, run_engine
+from tests.integration.pipeline_support import Workspace, run_engine
 
 pytestmark = pytest.mark.integration
-
-KEY_ENV = "CFO_TEST_JOB_KEY"
-GPU: dict[str, Any] = {"allow_delegation": True, "preferred_ai": "gpu"}
 
 
 @pytest.fixture
@@ -31,25 +28,7 @@ def server() -> Iterator[JobServer]:
 
 @pytest.fixture
 def ws(tmp_path: Path, tmux: LibtmuxClient, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv(KEY_ENV, "secret")
-    return make_workspace(tmp_path / "ws", tmux, agents=2)
-
-
-def engine_for(ws: Workspace, server: JobServer, **overrides: Any) -> Engine:
-    config = ws.config(delegation__url=server.url, delegation__api_key_env=KEY_ENV, **overrides)
-    return Engine(
-        config,
-        ws.tmux,
-        api_error_backoff=0.2,
-        full_scan=1.0,
-        delegation_poll=0.1,
-        delegation_options={"backoff": 0.01, "backoff_max": 0.05, "timeout": 2.0},
-    )
-
-
-def types(ws: Workspace, task: str) -> list[str]:
-    """The task's life as events (a local launch's `submitted` step left out)."""
-    return [e["type"] for e in ws.events() if e.get("task") == task and e["type"] != "submitted"]
+    return delegation_workspace(tmp_path / "ws", tmux, monkeypatch)
 
 
 def done_text(ws: Workspace, project: str, name: str) -> str:

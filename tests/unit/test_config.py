@@ -77,7 +77,11 @@ def test_only_accounts_gives_the_documented_defaults(tmp_path: Path, home: Path)
     assert config.watcher.done_signal_dir == Path("/tmp")
     assert (config.quota.reactivate_cooldown, config.quota.prefer_first) == (300.0, False)
     assert config.state_dir == home / ".local/state/cfo"
-    assert (config.delegation.url, config.delegation.api_key_env) == (None, "SECUTOOLS_API_KEY")
+    delegation = config.delegation
+    assert (delegation.url, delegation.api_key_env) == (None, "SECUTOOLS_API_KEY")
+    assert (delegation.request_timeout, delegation.call_timeout) == (10.0, 30.0)
+    assert (delegation.job_timeout, delegation.unknown_status_timeout) == (7200.0, 600.0)
+    assert delegation.max_result_bytes == 4 * 1_048_576
     watchdog = config.watchdog
     assert (watchdog.blocked_warn, watchdog.blocked_fail, watchdog.stalled_after) == (3600.0, 86400.0, 900.0)
     assert (config.status_api.listen, config.status_api.allow_remote) == (None, False)
@@ -254,6 +258,15 @@ def test_durations_in_the_file_become_seconds(tmp_path: Path) -> None:
     )
     assert (config.watcher.interval, config.watcher.idle_timeout) == (0.25, 7200.0)
     assert config.quota.reactivate_cooldown == 0.0
+
+
+def test_the_delegation_bounds_read_as_durations_and_a_size(tmp_path: Path) -> None:
+    bounds = "request_timeout: 2s, call_timeout: 5s, job_timeout: 30m, unknown_status_timeout: 90s"
+    config = load_text(tmp_path, ACCOUNTS + f"delegation: {{{bounds}, max_result_bytes: 8MiB}}\n")
+    delegation = config.delegation
+    assert (delegation.request_timeout, delegation.call_timeout) == (2.0, 5.0)
+    assert (delegation.job_timeout, delegation.unknown_status_timeout) == (1800.0, 90.0)
+    assert delegation.max_result_bytes == 8 * 1_048_576
 
 
 @pytest.mark.parametrize(
@@ -534,6 +547,26 @@ PROBLEMS = [
         "delegation.api_key_env",
         "environment variable name",
     ),
+    (
+        "request-timeout-zero",
+        "delegation: {request_timeout: 0s}\n",
+        "delegation.request_timeout",
+        "above zero",
+    ),
+    ("job-timeout-words", "delegation: {job_timeout: forever}\n", "delegation.job_timeout", 'got "forever"'),
+    (
+        "unknown-status-timeout-negative",
+        "delegation: {unknown_status_timeout: -1m}\n",
+        "delegation.unknown_status_timeout",
+        "not negative",
+    ),
+    (
+        "call-timeout-under-request-timeout",
+        "delegation: {request_timeout: 1m, call_timeout: 30s}\n",
+        "delegation.call_timeout",
+        "30s is shorter than request_timeout (1m): no request could take its full time",
+    ),
+    ("max-result-zero", "delegation: {max_result_bytes: 0}\n", "delegation.max_result_bytes", "got 0"),
     (
         "template-without-file",
         "agent: {message_template: '{body}'}\n",
