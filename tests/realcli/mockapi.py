@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from engine.launch import CONTINUE
+
 Kind = Literal[
     "normal",  # answers at once
     "slow",  # answers, `chunk_delay` seconds between streamed chunks
@@ -143,9 +145,13 @@ class Turn:
 
 
 def read_turn(body: Mapping[str, Any]) -> Turn:
+    """The turn a main request continues. A prompt that only says `continue` (what cfo types into a turn
+    a limit or an error stopped, resumed or not) goes on with the prompt before it, as a model picks the
+    task up where it stopped: that prompt's commands, its tool calls counted across both."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     results = 0
     last_is_result = False
+    told_to_continue: str | None = None
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if message.get("role") != "user":
@@ -156,9 +162,11 @@ def read_turn(body: Mapping[str, Any]) -> Turn:
             last_is_result = found > 0
         results += found
         prompt = _prompt_text(message) if found == 0 else None
-        if prompt is not None:
+        if prompt is not None and prompt.strip().lower() == CONTINUE:
+            told_to_continue = told_to_continue or prompt
+        elif prompt is not None:
             return Turn(prompt, results, last_is_result)
-    return Turn("", results, last_is_result)
+    return Turn(told_to_continue or "", results, last_is_result)
 
 
 def title_prompt(body: Mapping[str, Any]) -> str:

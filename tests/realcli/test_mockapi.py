@@ -61,6 +61,20 @@ def test_a_bash_directive_is_a_tool_call_and_its_result_gets_the_final_answer(mo
     assert [r.kind for r in mock_api.requests(KEY)] == ["prompt", "tool_result"]
 
 
+def test_continue_goes_on_with_the_prompt_a_stop_cut_off(mock_api: MockApi) -> None:
+    task = prompt("[t1.md] Log it.\nmock: bash echo hi >> /tmp/x")
+    # As the CLI resumes a conversation whose turn a limit stopped: a placeholder answer, then `continue`.
+    stopped = [task, {"role": "assistant", "content": "No response requested."}, prompt("continue")]
+    first = events(post(mock_api, stopped))
+    assert first[-2]["delta"]["stop_reason"] == "tool_use"  # the task's command runs now
+    tool = next(e["content_block"] for e in first if e["type"] == "content_block_start")
+    call = {"role": "assistant", "content": [{**tool, "input": {"command": "echo hi >> /tmp/x"}}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": ""}]}
+    # Stopped after its command ran: `continue` answers without running it again.
+    assert answer(post(mock_api, [*stopped, call, result, prompt("continue")])) == "Done: [t1.md] Log it."
+    assert [r.prompt for r in mock_api.requests(KEY)] == ["[t1.md] Log it."] * 2
+
+
 def test_title_requests_get_the_error_but_never_use_up_its_budget(mock_api: MockApi) -> None:
     mock_api.behave(KEY, Behaviour("overloaded", times=2))
     statuses = [
