@@ -18,15 +18,14 @@ import pytest
 
 from engine.conversations import conversation_dir
 from engine.core import Engine
-from engine.launch import CONTINUE
 from engine.symlinks import ensure_links
 from engine.tmux import LibtmuxClient
 from tests.helpers import wait_until
 from tests.integration.pipeline_support import new_engine, run_engine, start_headless
 from tests.realcli.driver import at_prompt, spinning, start_agent
 from tests.realcli.homes import AuthMode, trust
-from tests.realcli.mockapi import ANSWER_PREFIX, Behaviour, MockApi
-from tests.realcli.workspace import RealWorkspace, answers_in, real_workspace
+from tests.realcli.mockapi import ANSWER_PREFIX, Behaviour, MockApi, Request
+from tests.realcli.workspace import RealWorkspace, real_workspace
 
 pytestmark = pytest.mark.realcli
 
@@ -101,14 +100,16 @@ class Scenario:
     def side_effects(self) -> list[str]:
         return sorted(self.ran.read_text().split()) if self.ran.exists() else []
 
-    def answers(self) -> list[str]:
-        return answers_in(Path(self.ws.data["shared_dir"]) / "projects")
-
     def assert_answered_once(self) -> None:
-        """Each task's real answer is in its conversation exactly once, and its side effect happened once."""
-        answers = self.answers()
-        counts = {key: answers.count(ANSWER_PREFIX + self.first_line(key)) for key in self.keys}
+        """Each task got its answer from the mock exactly once, the answer over before cfo called the task
+        done, and its side effect happened once."""
+        keys = {self.first_line(key): key for key in self.keys}
+        answers = [r for r in self.api.requests() if r.answered and r.prompt in keys]
+        counts = {key: sum(1 for r in answers if keys[r.prompt] == key) for key in self.keys}
         assert counts == dict.fromkeys(self.keys, 1), f"answers per task: {counts}"
+        completed = {e["task"]: stamp(e) for e in self.events("completed")}
+        early = [keys[r.prompt] for r in answers if r.ended is None or r.ended > completed[keys[r.prompt]]]
+        assert early == [], f"done before their answer ended: {early}"
         assert self.side_effects() == sorted(self.keys)
 
     def events(self, *kinds: str) -> list[Event]:
@@ -119,16 +120,9 @@ class Scenario:
         text = (self.ws.project(project) / ".agent-queue" / "done" / f"{task_id}.md").read_text()
         return next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(f"{field}: "))
 
-    def user_prompts(self) -> list[str]:
-        """Every prompt typed into any conversation, in file order."""
-        prompts = []
-        for path in (Path(self.ws.data["shared_dir"]) / "projects").rglob("*.jsonl"):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                content = (record.get("message") or {}).get("content")
-                if record.get("type") == "user" and isinstance(content, str):
-                    prompts.append(content)
-        return prompts
+    def continued(self) -> list[Request]:
+        """The requests of turns that cfo's `continue` went on with."""
+        return [r for r in self.api.requests() if r.continued]
 
     def saved_state(self) -> dict[str, Any]:
         try:
@@ -237,6 +231,7 @@ def test_a_session_limit_mid_run_swaps_once_and_every_task_is_done_once(
     assert sc.footer(streaming, "account") == "primary"  # ... and it finished on the old account
     assert swap["resumed"] == [held[limited]]  # resumed in its conversation under the second account
     assert sc.footer(limited, "account") == "secondary"
+    assert [(r.credential, r.answered) for r in sc.continued()] == [(sc.secondary, True)]
     not_resumed = [e for e in sc.events("requeued") if e["reason"] == "not resumed after swap"]
     assert not_resumed == []
     assert sc.done() == sorted(sc.keys)
@@ -286,7 +281,7 @@ def test_a_529_the_cli_retries_away_neither_swaps_nor_gets_a_continue(
     assert statuses[:3] == [529, 529, 200]  # recovered by the CLI itself
     unwanted = sc.events("swap", "quota_hit", "api_error", "requeued", "failed")
     sc.check(unwanted == [], f"no swap, api_error or requeue expected: {unwanted}")
-    assert CONTINUE not in sc.user_prompts()
+    assert sc.continued() == []
     sc.assert_answered_once()
 
 
@@ -303,7 +298,7 @@ def test_a_final_500_gets_continue_and_the_task_is_done_without_a_swap(
     assert len(sc.events("api_error")) == 1
     unwanted = sc.events("swap", "quota_hit", "requeued", "failed")
     sc.check(unwanted == [], f"no swap or requeue expected: {unwanted}")
-    assert sc.user_prompts().count(CONTINUE) == 1
+    assert [r.answered for r in sc.continued()] == [False, True]  # its command, then its answer
     sc.assert_answered_once()
     assert sc.footer("alpha:a0", "account") == "primary"
 
