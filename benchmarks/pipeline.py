@@ -90,9 +90,13 @@ class Run:
         return sum(1 for e in self.events() if e["type"] == kind)
 
     def drop(self, task_id: str, work: str = "1s") -> None:
+        ends = self.ends / task_id
+        self.put(task_id, f"Benchmark task {task_id}\nsim: work {work}\nsim: append {ends} end\n")
+
+    def put(self, task_id: str, text: str) -> None:
         """Write the task outside the inbox, old enough to need no settle wait, then rename it in."""
         tmp = self.inbox / f".{task_id}.tmp"
-        tmp.write_text(f"Benchmark task {task_id}\nsim: work {work}\nsim: append {self.ends / task_id} end\n")
+        tmp.write_text(text)
         old = time.time() - 5
         os.utime(tmp, (old, old))
         self.renamed[task_id] = time.time()

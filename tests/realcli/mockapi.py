@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from engine.launch import CONTINUE
+
 Kind = Literal[
     "normal",  # answers at once
     "slow",  # answers, `chunk_delay` seconds between streamed chunks
@@ -81,6 +83,9 @@ class Request:
     kind: RequestKind
     status: int
     prompt: str  # the first line of the turn's prompt, "" when there is none
+    answered: bool = False  # answered with the turn's final answer (not a tool call, a title or an error)
+    continued: bool = False  # the turn's latest prompt was `continue`
+    ended: float | None = None  # when the response's last byte went out; None while it streams
 
 
 @dataclass
@@ -110,14 +115,13 @@ def _blocks(message: Mapping[str, Any]) -> list[Any]:
     return [content] if isinstance(content, str) else list(content or [])
 
 
-def _prompt_text(message: Mapping[str, Any]) -> str | None:
-    """The user's own text in a user message; None when it holds only reminders or tool results.
+def _own_texts(message: Mapping[str, Any]) -> list[str]:
+    """The user's own text blocks in a user message, in order.
 
     The CLI sends its context as `<system-reminder>` text blocks in the same message as the prompt.
     """
     texts = [_text_of(b) for b in _blocks(message)]
-    own = [t for t in texts if t.strip() and not t.lstrip().startswith("<system-reminder>")]
-    return "\n".join(own) if own else None
+    return [t for t in texts if t.strip() and not t.lstrip().startswith("<system-reminder>")]
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class Turn:
     prompt: str
     tool_results: int
     last_is_tool_result: bool
+    continued: bool = False
 
     @property
     def first_line(self) -> str:
@@ -143,9 +148,14 @@ class Turn:
 
 
 def read_turn(body: Mapping[str, Any]) -> Turn:
+    """The turn a main request continues. A `continue` (what cfo types into a turn a limit or an error
+    stopped, resumed or not: a message of its own, or a last text block the CLI adds to the stopped
+    prompt's message) goes on with the prompt before it, as a model picks the task up where it stopped:
+    that prompt's commands, its tool calls counted across both."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     results = 0
     last_is_result = False
+    continued = False
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if message.get("role") != "user":
@@ -155,10 +165,12 @@ def read_turn(body: Mapping[str, Any]) -> Turn:
         if index == len(messages) - 1:
             last_is_result = found > 0
         results += found
-        prompt = _prompt_text(message) if found == 0 else None
-        if prompt is not None:
-            return Turn(prompt, results, last_is_result)
-    return Turn("", results, last_is_result)
+        texts = _own_texts(message)
+        if texts and texts[-1].strip().lower() == CONTINUE:
+            continued, texts = True, texts[:-1]
+        if found == 0 and texts:
+            return Turn("\n".join(texts), results, last_is_result, continued)
+    return Turn(CONTINUE if continued else "", results, last_is_result, continued)
 
 
 def title_prompt(body: Mapping[str, Any]) -> str:
@@ -277,6 +289,11 @@ class MockApi:
         with self._lock:
             self._requests.append(request)
 
+    def _ended(self, request: Request) -> None:
+        with self._lock:
+            index = next(i for i, r in enumerate(self._requests) if r is request)
+            self._requests[index] = replace(request, ended=time.time())
+
     def _decide(self, credential: str | None, title: bool) -> Behaviour:
         """The behaviour for this request, spending one unit of the error budget unless it is a title."""
         with self._lock:
@@ -353,20 +370,33 @@ class _Handler(BaseHTTPRequestHandler):
         turn = read_turn(body)
         kind: RequestKind = "title" if title else ("tool_result" if turn.last_is_tool_result else "prompt")
         prompt = title_prompt(body) if title else turn.first_line
+        commands = turn.commands()
+        final = not title and turn.tool_results >= len(commands)
+        continued = not title and turn.continued
         behaviour = self.mock._decide(credential, title)
+        failing = behaviour.kind in ERRORS
+        status = ERRORS[behaviour.kind][0] if failing else 200
+        answered = final and not failing
+        at = time.time()
+        request = Request(at, "POST", self.path, credential, auth, kind, status, prompt, answered, continued)
+        self.mock._record(request)
+        try:
+            self._respond(body, behaviour, turn, request)
+        finally:
+            self.mock._ended(request)
+
+    def _respond(self, body: Mapping[str, Any], behaviour: Behaviour, turn: Turn, request: Request) -> None:
         if behaviour.kind in ERRORS:
-            status = ERRORS[behaviour.kind][0]
-            self.mock._record(Request(time.time(), "POST", self.path, credential, auth, kind, status, prompt))
             self._error(behaviour)
             return
-        self.mock._record(Request(time.time(), "POST", self.path, credential, auth, kind, 200, prompt))
         model = str(body.get("model") or "claude-mock")
-        if title:
-            self._stream(message_events(model, [json.dumps({"title": prompt[:60] or "Task"})], None), 0.0)
+        if request.kind == "title":
+            title = json.dumps({"title": request.prompt[:60] or "Task"})
+            self._stream(message_events(model, [title], None), 0.0)
             return
         slow = behaviour.chunk_delay if behaviour.kind == "slow" else 0.0
-        commands = turn.commands()
-        if turn.tool_results < len(commands):
+        if not request.answered:
+            commands = turn.commands()
             tool = ("Bash", {"command": commands[turn.tool_results], "description": "Run the task's command"})
             self._stream(message_events(model, [], tool), slow)
             return

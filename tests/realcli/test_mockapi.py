@@ -58,7 +58,38 @@ def test_a_bash_directive_is_a_tool_call_and_its_result_gets_the_final_answer(mo
     call = {"role": "assistant", "content": [{**tool, "input": json.loads(arguments)}]}
     result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": ""}]}
     assert answer(post(mock_api, [task, call, result])) == "Done: [t1.md] Log it."
-    assert [r.kind for r in mock_api.requests(KEY)] == ["prompt", "tool_result"]
+    assert [(r.kind, r.answered) for r in mock_api.requests(KEY)] == [
+        ("prompt", False),
+        ("tool_result", True),
+    ]
+
+
+def test_continue_goes_on_with_the_prompt_a_stop_cut_off(mock_api: MockApi) -> None:
+    task = prompt("[t1.md] Log it.\nmock: bash echo hi >> /tmp/x")
+    # As the CLI resumes a conversation whose turn a limit stopped: a placeholder answer, then `continue`.
+    stopped = [task, {"role": "assistant", "content": "No response requested."}, prompt("continue")]
+    first = events(post(mock_api, stopped))
+    assert first[-2]["delta"]["stop_reason"] == "tool_use"  # the task's command runs now
+    tool = next(e["content_block"] for e in first if e["type"] == "content_block_start")
+    call = {"role": "assistant", "content": [{**tool, "input": {"command": "echo hi >> /tmp/x"}}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": ""}]}
+    # Stopped after its command ran: `continue` answers without running it again.
+    assert answer(post(mock_api, [*stopped, call, result, prompt("continue")])) == "Done: [t1.md] Log it."
+    # After an API error the CLI sends `continue` as the last block of the stopped prompt's own message.
+    blocks = [{"type": "text", "text": text} for text in ("[t2.md] Say it.", "continue")]
+    assert answer(post(mock_api, [{"role": "user", "content": blocks}])) == "Done: [t2.md] Say it."
+    requests = mock_api.requests(KEY)
+    assert [(r.prompt, r.continued, r.answered) for r in requests] == [
+        ("[t1.md] Log it.", True, False),  # a tool call
+        ("[t1.md] Log it.", True, True),  # the task's answer
+        ("[t2.md] Say it.", True, True),
+    ]
+
+
+def test_a_request_records_when_its_streamed_answer_ended(mock_api: MockApi) -> None:
+    assert answer(post(mock_api, [prompt("[t1.md] Slowly.\nmock: stream 300ms")])) == "Done: [t1.md] Slowly."
+    [request] = mock_api.requests(KEY)
+    assert request.answered and request.ended is not None and request.ended - request.at >= 0.25
 
 
 def test_title_requests_get_the_error_but_never_use_up_its_budget(mock_api: MockApi) -> None:

@@ -17,7 +17,7 @@ from tests.integration.pipeline_support import new_engine, run_engine
 from tests.realcli.driver import at_prompt, spinning, start_agent
 from tests.realcli.homes import seed_home
 from tests.realcli.mockapi import ANSWER_PREFIX, MockApi
-from tests.realcli.workspace import RealWorkspace, real_workspace
+from tests.realcli.workspace import RealWorkspace, answers_in, real_workspace
 
 pytestmark = pytest.mark.realcli
 
@@ -25,19 +25,6 @@ pytestmark = pytest.mark.realcli
 @pytest.fixture
 def rws(tmp_path: Path, tmux: LibtmuxClient, claude: Path, mock_api: MockApi) -> RealWorkspace:
     return real_workspace(tmp_path / "ws", tmux, claude, mock_api, projects=("alpha", "beta"))
-
-
-def answers_in(conversations: Path) -> list[str]:
-    """Every text the assistant wrote, over all conversation files under `conversations`."""
-    texts = []
-    for path in conversations.rglob("*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            message = record.get("message") or {}
-            if record.get("type") != "assistant" or not isinstance(message.get("content"), list):
-                continue
-            texts += [b.get("text", "") for b in message["content"] if b.get("type") == "text"]
-    return texts
 
 
 def test_six_tasks_on_two_sessions_are_answered_and_done_once_each(rws: RealWorkspace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,3 +52,16 @@ def real_workspace(
         for entry, mode in zip(ws.data["accounts"], auth, strict=True)
     ]
     return RealWorkspace(ws, accounts, api)
+
+
+def answers_in(conversations: Path) -> list[str]:
+    """Every text the assistant wrote, over all conversation files under `conversations`."""
+    texts = []
+    for path in conversations.rglob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            message = record.get("message") or {}
+            if record.get("type") != "assistant" or not isinstance(message.get("content"), list):
+                continue
+            texts += [b.get("text", "") for b in message["content"] if b.get("type") == "text"]
+    return texts
