@@ -150,7 +150,7 @@ class QuotaMonitor:
             snippet=stop.snippet,
             reset_at=reset,
         )
-        await self.switcher.swap(trigger)
+        self.switcher.start_swap(trigger)
 
     def _log(self, session: str, stop: screen.Stop, decision: str) -> None:
         """The forensic line, once per detection and decision, not every look."""

@@ -17,6 +17,9 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _UNKNOWN_ZONES: set[str] = set()  # each reported once
 # A dated reset this little in the past has just happened (clocks differ); further back, it is next year's.
 _JUST_PAST = timedelta(hours=1)
+# Messages name the minute, cut down (a reset at 18:41:55 reads "6:41pm"): a time in the current minute
+# has not passed yet, it ends with the minute.
+_MINUTE = timedelta(minutes=1)
 
 
 def _zone(name: str | None, fallback: tzinfo) -> tzinfo:
@@ -60,12 +63,13 @@ def _reset_date(g: Mapping[str, str | None], local_now: datetime, at: time, zone
     if weekday:
         when = today + timedelta(days=(_WEEKDAYS.index(weekday[:3].lower()) - today.weekday()) % 7)
         return when if datetime.combine(when, at, zone) > local_now else when + timedelta(days=7)
-    return today if datetime.combine(today, at, zone) > local_now else today + timedelta(days=1)
+    return today if datetime.combine(today, at, zone) + _MINUTE > local_now else today + timedelta(days=1)
 
 
 def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None = None) -> datetime | None:
     """When a limit lifts, from a message: `|<epoch>`, `3am`, `1pm (Europe/Madrid)`, `13:00`, `Mon 9am`,
-    `Jan 30, 11:30am`. A time without a date that is already past today means tomorrow; a date already past
+    `Jan 30, 11:30am`. A time in the current minute means the end of that minute (the message cuts the
+    seconds off); a time without a date that is already past today means tomorrow; a date already past
     means next year's; a day name means its next occurrence; a zone in parentheses is used when known, `tz`
     otherwise (an unknown one is logged once)."""
     p = patterns or load_patterns()
@@ -86,7 +90,8 @@ def parse_reset(text: str, now: datetime, tz: tzinfo, patterns: Patterns | None 
         local_now = now.astimezone(zone)
         when = _reset_date(g, local_now, at, zone)
         if when is not None:
-            return datetime.combine(when, at, zone)
+            reset = datetime.combine(when, at, zone)
+            return reset + _MINUTE if timedelta(0) <= local_now - reset < _MINUTE else reset
     return None
 
 

@@ -160,7 +160,8 @@ class _Block:
     kind: Literal["answer", "tool", "spinner", "turn_end", "raw", "result", "error"]
     start: int
     end: int
-    # For results: what it hangs under ("echo", "answer", "tool", ...); None after a blank line.
+    # For results: what it hangs under ("echo", "answer", "tool", "after_tool" for a tool's second result,
+    # ...); None after a blank line.
     parent: str | None = None
 
 
@@ -226,8 +227,12 @@ def _current_turn(view: PaneView, p: Patterns) -> _Turn:
             blocks.append(current)
             owner, adjacent = current.kind, True
         elif p.rx("result").match(line):
-            # A result right under another result hangs under the same entry.
-            current = _Block("result", i, i + 1, owner if adjacent else None)
+            # A result right under another result hangs under the same entry; but a tool has one result,
+            # so a second one right under it is the agent's own line (a limit hit after the tool ran).
+            parent = owner if adjacent else None
+            if parent == "tool" and current is not None and current.kind == "result":
+                parent = "after_tool"
+            current = _Block("result", i, i + 1, parent)
             blocks.append(current)
             owner, adjacent = current.parent, True
         elif current is not None:
@@ -258,7 +263,7 @@ def _candidates(turn: _Turn) -> list[_Block]:
         if b.start > last_entry
         and (
             b.kind in ("raw", "error")
-            or (b.kind == "result" and b.parent in (None, "echo", "answer", "error"))
+            or (b.kind == "result" and b.parent in (None, "echo", "answer", "error", "after_tool"))
         )
     ]
 

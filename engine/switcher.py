@@ -70,14 +70,23 @@ class Switcher:
         return now < self.cooldown_until
 
     def left_behind(self, account: str | None) -> bool:
-        """A session on `account` ran into a limit the pool has already left: it moves, no new swap."""
+        """A session on `account` ran into a limit the pool has already left (a swap made another account
+        active, maybe while still under way): it moves, no new swap."""
         active = self.ctx.state.active_account
         known = account is not None and self.ctx.config.account(account) is not None
-        return known and active is not None and account != active and not self.swapping
+        return known and active is not None and account != active
 
-    async def swap(self, trigger: Trigger) -> None:
-        """Swap unless one is under way; the cooldown starts when it ends, and the workers are woken."""
-        if self.swapping:
+    def start_swap(self, trigger: Trigger) -> None:
+        """Swap in the background (the caller goes on judging the other sessions meanwhile); nothing if a
+        swap is under way."""
+        if not self.swapping:
+            self.swapping = True  # at once: a second limit seen before the swap starts must not start another
+            self.ctx.spawn(self.swap(trigger, claimed=True))
+
+    async def swap(self, trigger: Trigger, claimed: bool = False) -> None:
+        """Swap unless one is under way (`claimed`: this one, by start_swap); the cooldown starts when it
+        ends, and the workers are woken."""
+        if self.swapping and not claimed:
             return
         self.swapping = True
         try:
@@ -116,6 +125,9 @@ class Switcher:
         runs = [r for r in ctx.running.values() if r.phase in ("working", "waiting")]
         runs = [r for r in runs if r.session in config.pool_names]
         moving = [r for r in runs if trigger.restart_all or _stopped(r, trigger)]
+        for run in moving:  # before any await: the watcher must not start moving these alone too
+            run.phase = "finishing"
+            self._moving.add(run.session)
         dedicated = [d.name for d in config.pool.dedicated]
         pool_outcomes, dedicated_outcomes = await asyncio.gather(
             asyncio.gather(*(self._move(r, old, target) for r in moving)),
@@ -237,6 +249,10 @@ class Switcher:
         """Relaunch `run` in its (new) session under `account`: resumed with "continue", or afresh."""
         ctx = self.ctx
         launch = run.launch(ctx.config.agent, account, uuid, resumed=uuid is not None)
+        if uuid is None:
+            # Stopped before its conversation was written: it starts afresh, and the conversation to
+            # follow is the new one, never the earlier attempt's that ended on the old account's limit.
+            run.follower, run.claimed_at = None, time.time()
         try:
             await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
             await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)

@@ -54,10 +54,7 @@ def setup(tmp_path: Path) -> tuple[Engine, Running, FakeClock, list[Trigger]]:
     run = Running("ccl-auto-11", task, inbox / "t.md", "a", "sonnet", clock.now(), "working")
     swaps: list[Trigger] = []
 
-    async def record(trigger: Trigger) -> None:
-        swaps.append(trigger)
-
-    engine.switcher.swap = record  # type: ignore[method-assign]
+    engine.switcher.start_swap = swaps.append  # type: ignore[method-assign,assignment]
     return engine, run, clock, swaps
 
 

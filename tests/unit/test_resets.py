@@ -71,3 +71,15 @@ def test_an_unknown_zone_is_taken_as_local_time_and_reported_once(caplog: pytest
     assert [r.getMessage() for r in caplog.records if "PST" in r.getMessage()] == [
         "reset time zone 'PST' is not a known IANA zone; local time is assumed"
     ]
+
+
+def test_a_reset_in_the_current_minute_is_the_end_of_that_minute_not_tomorrow() -> None:
+    from datetime import UTC, datetime
+
+    from engine.resets import parse_reset
+
+    now = datetime(2026, 12, 6, 18, 41, 30, tzinfo=UTC)
+    reset = parse_reset("You've hit your session limit · resets 6:41pm (UTC)", now, UTC)
+    assert reset == datetime(2026, 12, 6, 18, 42, tzinfo=UTC)
+    earlier = parse_reset("You've hit your session limit · resets 6:40pm (UTC)", now, UTC)
+    assert earlier == datetime(2026, 12, 7, 18, 40, tzinfo=UTC)

@@ -418,3 +418,17 @@ def test_a_resumed_conversation_cut_off_before_any_answer_waits_for_input() -> N
 def test_the_newer_limit_wordings_are_quota(wording: str) -> None:
     stop = screen.classify(pane2(f"  ⎿  {wording}\n", "✻ Worked for 1s\n"))
     assert stop is not None and stop.kind == "quota"
+
+
+def test_a_limit_line_right_under_a_tools_result_is_the_turns_stop() -> None:
+    text = pane2(
+        "● Bash(sleep 2)\n  ⎿  (No output)\n  ⎿  You've hit your session limit · resets 6:37pm (UTC)\n",
+        "✻ Cogitated for 2s\n",
+    )
+    stop = screen.classify(text)
+    assert stop is not None and stop.kind == "quota"
+    # The tool's own (single) result is never the agent's line, whatever it says.
+    quoted = pane2(
+        "● Bash(grep -r limit logs/)\n  ⎿  You've hit your session limit · resets 6pm\n", "✻ Worked for 1s\n"
+    )
+    assert screen.classify(quoted) is None
