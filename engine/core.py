@@ -258,7 +258,7 @@ class Engine:
         dispatcher, housekeeping = self.dispatcher, self.housekeeping
         loops = [
             _start(ctx.wake_dispatch, lambda: self.full_scan, dispatcher.dispatch_once),
-            _start(ctx.wake_watch, lambda: self.config.watcher.interval, self.watcher.watch_once),
+            _start(ctx.wake_watch, self.watcher.period, self.watcher.watch_once),
             asyncio.create_task(self.files.run()),
             _start(asyncio.Event(), lambda: self.watchdog_tick, housekeeping.watchdog_once),
             _start(asyncio.Event(), lambda: self.janitor_period, housekeeping.janitor_once),

@@ -24,6 +24,9 @@ from engine.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 API_ERROR_RETRIES = 3  # a server error gets "continue" this often before its task is requeued
+# While a task runs its pane is looked at this often (watcher.interval if that is shorter), so a turn's end
+# is seen within a quarter second without the Stop hook; an idle pool is looked at every watcher.interval.
+WORKING_LOOK = 0.25
 
 
 class Watcher:
@@ -47,6 +50,13 @@ class Watcher:
         self._activity_seen: dict[str, int] = {}
 
     # ----------------------------------------------------------------- one round
+
+    def period(self) -> float:
+        """Seconds to the next round when nothing wakes the watcher earlier."""
+        interval = self.ctx.config.watcher.interval
+        if any(r.phase == "working" for r in self.ctx.running.values()):
+            return min(interval, WORKING_LOOK)
+        return interval
 
     def _look_all(self, names: list[str], quiet: list[str]) -> tuple[dict[str, Look], set[str]]:
         """One look at every session in `names`, and at those in `quiet` whose window printed something
