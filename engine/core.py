@@ -48,6 +48,7 @@ DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegat
 WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
 JANITOR_PERIOD = 3600.0  # housekeeping runs at start and then hourly
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
+MOVE_RETRY = 5.0  # how often a finished task whose move to done/ or failed/ failed is moved again
 
 
 class Engine:
@@ -315,12 +316,16 @@ class Engine:
             self.emit("stopped")
 
     def _storage_period(self) -> float:
-        return self.ctx.retry_delay() if self.ctx.degraded is not None else RETRY_MAX
+        if self.ctx.degraded is not None:
+            return self.ctx.retry_delay()
+        return MOVE_RETRY if self.ctx.state.finishing else RETRY_MAX
 
     async def _storage_once(self) -> None:
-        """While degraded, try the state write again: the first that works ends it and wakes dispatch."""
+        """While degraded, try the state write again: the first that works ends it and wakes dispatch.
+        Then the moves of finished tasks that did not land."""
         if self.ctx.degraded is not None:
             self.save()
+        await self.finisher.retry_moves()
 
     async def _start_status_api(self) -> StatusServer | None:
         """The read-only HTTP status API when `status_api.listen` is set; a refusal is logged, not fatal."""

@@ -95,6 +95,24 @@ class AccountState:
         return True
 
 
+Outcome = Literal["completed", "failed"]
+
+
+@dataclass
+class Finishing:
+    """A run's outcome, recorded before its task file moves to done/ or failed/ and dropped once it has:
+    while it is here the claim is finished work whose move is pending, never a task to run again."""
+
+    task: str
+    outcome: Outcome
+    reason: str
+    """How it ended (`completed`) or why it failed (`failed`): the event's reason."""
+    session: str | None = None
+    account: str | None = None
+    seconds: float | None = None
+    footer: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class State:
     """The single source of truth the workers update and the UI renders.
@@ -114,6 +132,8 @@ class State:
     """Task key -> times it was put back after its session died, for the requeue-once rule."""
     conversations: dict[str, str] = field(default_factory=dict)
     """Task key -> the conversation a requeued task left: its next run resumes it, not starting over."""
+    finishing: dict[str, Finishing] = field(default_factory=dict)
+    """Claimed file -> the outcome of its run, whose move to done/ or failed/ has not landed yet."""
     saved_at: float | None = None
     recovered: bool = field(default=False, compare=False)
 
@@ -146,6 +166,19 @@ def state_to_dict(state: State) -> dict[str, object]:
         "counters": dict(state.counters),
         "requeues": dict(state.requeues),
         "conversations": dict(state.conversations),
+        "finishing": [
+            {
+                "claimed": claimed,
+                "task": f.task,
+                "outcome": f.outcome,
+                "reason": f.reason,
+                "session": f.session,
+                "account": f.account,
+                "seconds": f.seconds,
+                "footer": dict(f.footer),
+            }
+            for claimed, f in state.finishing.items()
+        ],
     }
 
 
@@ -211,6 +244,19 @@ def state_from_dict(data: object) -> State:
         )
         state.accounts[account.name] = account
     state.swaps = [_swap_from(item) for item in root.objects("swaps")][-MAX_SWAPS:]
+    for item in root.objects("finishing"):
+        outcome = item.text("outcome")
+        if outcome not in ("completed", "failed"):
+            raise StateError(f'{item.where}.outcome: expected "completed" or "failed", got {outcome!r}')
+        state.finishing[item.text("claimed")] = Finishing(
+            task=item.text("task"),
+            outcome=cast(Outcome, outcome),
+            reason=item.text("reason"),
+            session=item.opt_text("session"),
+            account=item.opt_text("account"),
+            seconds=item.opt_number("seconds"),
+            footer=item.text_map("footer"),
+        )
     return state
 
 
