@@ -219,9 +219,7 @@ def state_from_dict(data: object) -> State:
     version = root.integer("version")
     if version != STATE_VERSION:
         raise StateError(f"state.version: {version} is not supported (this engine reads {STATE_VERSION})")
-    dispatch = root.text("dispatch", "running")
-    if dispatch not in ("running", "paused"):
-        raise StateError(f'state.dispatch: expected "running" or "paused", got {dispatch!r}')
+    dispatch = root.choice("dispatch", ("running", "paused"), "running")
     state = State(
         active_account=root.opt_text("active_account"),
         dispatch=cast(DispatchMode, dispatch),
@@ -245,9 +243,7 @@ def state_from_dict(data: object) -> State:
         state.accounts[account.name] = account
     state.swaps = [_swap_from(item) for item in root.objects("swaps")][-MAX_SWAPS:]
     for item in root.objects("finishing"):
-        outcome = item.text("outcome")
-        if outcome not in ("completed", "failed"):
-            raise StateError(f'{item.where}.outcome: expected "completed" or "failed", got {outcome!r}')
+        outcome = item.choice("outcome", ("completed", "failed"))
         state.finishing[item.text("claimed")] = Finishing(
             task=item.text("task"),
             outcome=cast(Outcome, outcome),
@@ -261,9 +257,7 @@ def state_from_dict(data: object) -> State:
 
 
 def _session_from(item: _Obj) -> SessionState:
-    kind = item.text("kind", "pool")
-    if kind not in ("pool", "dedicated"):
-        raise StateError(f'{item.where}.kind: expected "pool" or "dedicated", got {kind!r}')
+    kind = item.choice("kind", ("pool", "dedicated"), "pool")
     fail = item.opt_object("last_fail")
     return SessionState(
         name=item.text("name"),
@@ -320,6 +314,13 @@ class _Obj:
         if default is None:
             raise self._fail(key, "text", None)
         return default
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(key, default)
+        if value not in options:
+            expected = " or ".join(f'"{o}"' for o in options)
+            raise StateError(f"{self.where}.{key}: expected {expected}, got {value!r}")
+        return value
 
     def opt_number(self, key: str) -> float | None:
         value = self.data.get(key)
