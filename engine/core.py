@@ -21,7 +21,7 @@ from engine.filewatch import FileWatch
 from engine.finisher import AUTH_TASK_FAILURES, Finisher, auth_failures
 from engine.housekeeping import Housekeeping
 from engine.janitor import Janitor
-from engine.lock import EngineError, StateLock
+from engine.lock import EngineError, SocketLock, StateLock
 from engine.notify import Notifier
 from engine.patterns import Patterns, load_patterns
 from engine.quota import QuotaMonitor
@@ -250,7 +250,9 @@ class Engine:
         stop = stop or asyncio.Event()
         lock = StateLock(self.config.state_dir)
         lock.acquire()
+        socket_lock = SocketLock(self.config.tmux.socket_name)
         try:
+            socket_lock.acquire()
             try:  # a state_dir that cannot be written at start is the operator's to fix: one line
                 self.ctx.store.save(self.ctx.state)
             except OSError as exc:
@@ -261,6 +263,7 @@ class Engine:
             await self._run(stop)
         finally:
             self.ctx.lock = None
+            socket_lock.release()
             lock.release()
         if self.ctx.halted is not None:
             raise EngineError(self.ctx.halted)

@@ -1,5 +1,5 @@
-"""One engine per state_dir: an advisory lock held while an engine runs, naming the holder's pid, and the
-note that tells `cfo status` the running engine cannot write its state."""
+"""One engine per state_dir and per tmux socket: advisory locks held while an engine runs, naming the
+holder's pid, and the note that tells `cfo status` the running engine cannot write its state."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ class EngineError(RuntimeError):
 
 
 class EngineBusy(EngineError):
-    """Another engine runs on the same state_dir (the console and the service on one config, say)."""
+    """Another engine runs on the same state_dir or tmux socket (the console and the service on one
+    config, say)."""
+
+
+def socket_lock_path(socket_name: str | None) -> Path:
+    """The lock of a tmux socket: beside the socket, in tmux's private per-user folder."""
+    base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    return base / f"{socket_name or 'default'}.cfo-lock"
 
 
 class _FileLock:
@@ -68,6 +75,20 @@ class _FileLock:
 class StateLock(_FileLock):
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir / LOCK_NAME, "state_dir")
+
+
+class SocketLock(_FileLock):
+    """Two engines driving one tmux server would kill each other's agents, whatever their state_dirs."""
+
+    def __init__(self, socket_name: str | None) -> None:
+        super().__init__(socket_lock_path(socket_name), f"tmux socket ({socket_name or 'default'})")
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, exist_ok=True)  # tmux makes it so too, when it starts first
+        except OSError as exc:
+            raise EngineError(f"{self.path.parent}: cannot be created: {exc.strerror or exc}") from None
+        super().acquire()
 
 
 def degraded_note(state_dir: Path) -> str | None:
