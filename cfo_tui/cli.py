@@ -182,8 +182,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_headless(config, tmux)
     from cfo_tui.app import run_app
+    from engine.lock import EngineError
 
-    return run_app(config, tmux)
+    try:
+        return run_app(config, tmux)
+    except EngineError as exc:  # the state_dir is unusable: said before the console takes the screen
+        _err(str(exc))
+        return 1
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ async def serve(
     config: Config, tmux: TmuxClient, until_idle: bool = False, stream: TextIO = sys.stderr
 ) -> int:
     from engine.core import Engine
-    from engine.lock import EngineBusy
+    from engine.lock import EngineError
 
     with_time = setup_logging(stream)
     faulthandler.register(signal.SIGUSR1, file=stream)  # `kill -USR1` prints every thread's stack
@@ -61,7 +61,11 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    engine = Engine(config, tmux)
+    try:
+        engine = Engine(config, tmux)
+    except EngineError as exc:
+        print(f"cfo: {exc}", file=stream, flush=True)
+        return 1
 
     def show(event: Event) -> None:
         print(format_event(event, with_time), file=stream, flush=True)
@@ -82,7 +86,7 @@ async def serve(
         drain = asyncio.create_task(watch_drain())
     try:
         await runner
-    except EngineBusy as exc:
+    except EngineError as exc:
         print(f"cfo: {exc}", file=stream, flush=True)
         return 1
     finally:

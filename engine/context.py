@@ -15,6 +15,7 @@ from engine.clock import Clock
 from engine.config import Account, Config
 from engine.events import Event, EventLog, EventType
 from engine.lifecycle import ensure_pool
+from engine.lock import EngineError, StateLock
 from engine.patterns import Patterns
 from engine.runtime import Look, Running
 from engine.snapshot import day_of
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 CAPTURE_LINES = 120  # how much of a pane one look reads
 COUNTED_DAYS = 7  # per-day counters older than this age out
+RETRY_FIRST = 0.5  # a failed state or queue write is tried again after this, doubling up to RETRY_MAX
+RETRY_MAX = 30.0
 
 
 class Context:
@@ -36,10 +39,15 @@ class Context:
         self.tmux = tmux
         self.clock = clock
         self.patterns = patterns
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = StateStore(config.state_dir)
-        self.state: State = self.store.load()
-        self.events = EventLog(config.state_dir / "events.jsonl", now=clock.now)
+        try:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+            self.store = StateStore(config.state_dir)
+            self.state: State = self.store.load()
+            self.events = EventLog(config.state_dir / "events.jsonl", now=clock.now)
+        except OSError as exc:
+            raise EngineError(
+                f"state_dir {config.state_dir}: cannot be used: {exc.strerror or exc}"
+            ) from None
         self.reader = PaneReader(tmux, CAPTURE_LINES)
         self.running: dict[str, Running] = {}
         """Session -> the run it holds, from claim to release."""
@@ -54,14 +62,61 @@ class Context:
         self._refused_projects: set[str] = set()
         self._pool_lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.lock: StateLock | None = None
+        """The state_dir's lock while the engine runs: it carries the degraded note for `cfo status`."""
+        self.degraded: str | None = None
+        """Why a state or queue write fails now (`cannot write state — No space left on device`)."""
+        self.retries = 0
+        """Failed writes in a row, for the backoff of the storage loop."""
+        self.wake_store = asyncio.Event()
+        self.halted: str | None = None
+        """Why the engine cannot go on safely: it stops and `run` raises EngineError with this."""
+        self.wake_halt = asyncio.Event()
 
     # ----------------------------------------------------------------- events and state
 
     def emit(self, kind: EventType, **fields: Any) -> Event:
         return self.events.emit(kind, **fields)
 
-    def save(self) -> None:
-        self.store.save(self.state)
+    def save(self) -> bool:
+        """Write the state; True if it is on disk. A failed write (disk full, read-only, folder gone)
+        never raises: the engine is degraded, which is logged once and shown in the status, no task is
+        claimed meanwhile, and the storage loop tries again with backoff until a write works."""
+        try:
+            self.store.save(self.state)
+        except OSError as exc:
+            self.storage_failed(f"cannot write state — {exc.strerror or exc}")
+            return False
+        self.storage_works()
+        return True
+
+    def storage_failed(self, reason: str) -> None:
+        self.retries += 1
+        if reason != self.degraded:
+            log.error("degraded: %s; no task is claimed until it works again (retrying)", reason)
+            self.degraded = reason
+            if self.lock is not None:
+                self.lock.note(reason)
+            self.wake_store.set()
+
+    def storage_works(self) -> None:
+        self.retries = 0
+        if self.degraded is not None:
+            log.warning("no longer degraded: state is written again")
+            self.degraded = None
+            if self.lock is not None:
+                self.lock.note(None)
+            self.wake_dispatch.set()
+
+    def retry_delay(self) -> float:
+        """How long the storage loop waits before its next try: doubling from RETRY_FIRST."""
+        return float(min(RETRY_MAX, RETRY_FIRST * 2 ** max(0, min(self.retries - 1, 10))))
+
+    def halt(self, reason: str) -> None:
+        """Stop the engine: going on would leave a task neither in the queue nor in a live run."""
+        if self.halted is None:
+            self.halted = reason
+            self.wake_halt.set()
 
     def count(self, counter: str) -> None:
         """A lifetime total and one for today (the console's 'done today'); days past a week age out."""
@@ -124,6 +179,8 @@ class Context:
         self.wake_dispatch = asyncio.Event()
         self.wake_watch = asyncio.Event()
         self.wake_reap = asyncio.Event()
+        self.wake_store = asyncio.Event()
+        self.wake_halt = asyncio.Event()
 
     def wake_later(self, event: asyncio.Event, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, event.set)

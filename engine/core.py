@@ -13,7 +13,7 @@ from typing import Any
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock
 from engine.config import Config
-from engine.context import Context
+from engine.context import RETRY_MAX, Context
 from engine.delegation.manager import DelegationManager
 from engine.dispatcher import Dispatcher, lift_holds
 from engine.events import Event, EventLog, EventType
@@ -21,7 +21,7 @@ from engine.filewatch import FileWatch
 from engine.finisher import AUTH_TASK_FAILURES, Finisher, auth_failures
 from engine.housekeeping import Housekeeping
 from engine.janitor import Janitor
-from engine.lock import StateLock
+from engine.lock import EngineError, SocketLock, StateLock
 from engine.notify import Notifier
 from engine.patterns import Patterns, load_patterns
 from engine.quota import QuotaMonitor
@@ -48,6 +48,7 @@ DELEGATION_POLL = 5.0  # how often the reaper asks the job service about delegat
 WATCHDOG_TICK = 2.0  # how often blocked tasks are looked at between dispatch rounds
 JANITOR_PERIOD = 3600.0  # housekeeping runs at start and then hourly
 STOP_GRACE = 10.0  # how long a stop waits for workers before saving state anyway
+MOVE_RETRY = 5.0  # how often a finished task whose move to done/ or failed/ failed is moved again
 
 
 class Engine:
@@ -184,6 +185,7 @@ class Engine:
             now,
             jobs=jobs,
             throughput=self.throughput.view(now, accounts),
+            degraded=ctx.degraded,
         )
 
     async def pane_tail(self, name: str, lines: int = 40) -> str:
@@ -248,10 +250,23 @@ class Engine:
         stop = stop or asyncio.Event()
         lock = StateLock(self.config.state_dir)
         lock.acquire()
+        socket_lock = SocketLock(self.config.tmux.socket_name)
         try:
+            socket_lock.acquire()
+            try:  # a state_dir that cannot be written at start is the operator's to fix: one line
+                self.ctx.store.save(self.ctx.state)
+            except OSError as exc:
+                raise EngineError(
+                    f"state_dir {self.config.state_dir}: cannot write state: {exc.strerror or exc}"
+                ) from None
+            self.ctx.lock = lock
             await self._run(stop)
         finally:
+            self.ctx.lock = None
+            socket_lock.release()
             lock.release()
+        if self.ctx.halted is not None:
+            raise EngineError(self.ctx.halted)
 
     def _loops(self) -> list[asyncio.Task[None]]:
         ctx = self.ctx
@@ -262,6 +277,7 @@ class Engine:
             asyncio.create_task(self.files.run()),
             _start(asyncio.Event(), lambda: self.watchdog_tick, housekeeping.watchdog_once),
             _start(asyncio.Event(), lambda: self.janitor_period, housekeeping.janitor_once),
+            _start(ctx.wake_store, self._storage_period, self._storage_once),
         ]
         if self.notifier.enabled:
             loops.append(asyncio.create_task(self.notifier.run()))
@@ -280,7 +296,12 @@ class Engine:
         unsubscribe_notifier = self.subscribe(self.notifier.notify) if self.notifier.enabled else None
         loops = self._loops()
         try:
-            await stop.wait()
+            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self.ctx.wake_halt.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
         finally:
             pending = [*loops, *self.ctx.spawned()]
             for task in pending:
@@ -296,6 +317,18 @@ class Engine:
             if self.delegation is not None:
                 await self.delegation.aclose()
             self.emit("stopped")
+
+    def _storage_period(self) -> float:
+        if self.ctx.degraded is not None:
+            return self.ctx.retry_delay()
+        return MOVE_RETRY if self.ctx.state.finishing else RETRY_MAX
+
+    async def _storage_once(self) -> None:
+        """While degraded, try the state write again: the first that works ends it and wakes dispatch.
+        Then the moves of finished tasks that did not land."""
+        if self.ctx.degraded is not None:
+            self.save()
+        await self.finisher.retry_moves()
 
     async def _start_status_api(self) -> StatusServer | None:
         """The read-only HTTP status API when `status_api.listen` is set; a refusal is logged, not fatal."""

@@ -96,7 +96,7 @@ class Dispatcher:
             await self._fail_file(error)
         if scan.next_settle is not None:
             ctx.wake_later(ctx.wake_dispatch, max(0.05, scan.next_settle - ctx.clock.now()))
-        if ctx.state.dispatch == "paused" or not ready:
+        if ctx.state.dispatch == "paused" or not ready or ctx.degraded is not None:
             return
         if self.delegation is not None:
             ready = self._delegate(ready)
@@ -114,7 +114,11 @@ class Dispatcher:
         ]
         if not runs:
             return
-        ctx.save()  # every claim is on disk in state before any message reaches an agent
+        if not ctx.save():  # every claim is on disk in state before any message reaches an agent
+            # A claim only in memory would be lost to a crash: the tasks go back to the inbox.
+            for run in runs:
+                await self._unclaim(run)
+            return
         for run in runs:
             ctx.emit(
                 "dispatched", session=run.session, task=run.task.key, account=run.account, model=run.model
@@ -233,6 +237,16 @@ class Dispatcher:
         s.state, s.task, s.task_path = LAUNCHING, task.key, str(claimed)
         s.assigned_at, s.account, s.model = run.started, account.name, run.model
         return run
+
+    async def _unclaim(self, run: Running) -> None:
+        ctx = self.ctx
+        ctx.running.pop(run.session, None)
+        s = ctx.session_state(run.session)
+        s.state, s.task, s.task_path = IDLE, None, None
+        try:
+            await asyncio.to_thread(moves.requeue, run.claimed)
+        except TaskError as exc:
+            ctx.halt(f"{exc}; state cannot be written either: restart cfo once it can, it recovers the task")
 
     async def _launch(self, run: Running) -> None:
         ctx = self.ctx

@@ -149,6 +149,21 @@ class EventLog:
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
             os.write(self._fd, b"\n")
+        self._torn = False
+
+    def _write(self, line: bytes) -> None:
+        assert self._fd is not None
+        if self._torn:
+            line = b"\n" + line
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            # A part went in: the next event starts a line of its own.
+            self._torn = self._torn or len(view) < len(line)
+            raise
+        self._torn = False
 
     def emit(
         self,
@@ -170,9 +185,12 @@ class EventLog:
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"{self.path}: event log is closed")
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                self._write(line)
+            except OSError as exc:
+                # A full or read-only disk must not stop the engine between a move and its bookkeeping:
+                # the event still reaches the console and the log, and the state write reports the fault.
+                log.error("%s: event not written: %s", self.path, exc.strerror or exc)
             callbacks = list(self._callbacks)
         for callback in callbacks:
             try:

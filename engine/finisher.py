@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
-from engine import footers, moves, screen, sidecars
+from engine import moves, screen, sidecars
 from engine.clock import iso
 from engine.context import Context
 from engine.launch import agent_running
 from engine.runtime import Running
-from engine.state import IDLE, OUT_OF_POOL, RECYCLING, Failure
-from engine.tasks import TaskError
+from engine.state import IDLE, OUT_OF_POOL, RECYCLING, Failure, Finishing
+from engine.tasks import VANISHED, TaskError
 from engine.tmux import TmuxError
 from engine.watchdog import Watchdog
 
@@ -34,7 +35,7 @@ class Finisher:
         self.ctx = ctx
         self.watchdog = watchdog
 
-    def _footer(self, run: Running, how: str) -> dict[str, footers.FooterValue]:
+    def _footer(self, run: Running, how: str) -> dict[str, str]:
         return {
             "session": run.session,
             "account": run.account,
@@ -52,33 +53,71 @@ class Finisher:
 
     async def complete(self, run: Running, how: str, interrupt: bool = False) -> None:
         ctx = self.ctx
-        try:
-            await asyncio.to_thread(moves.complete, run.claimed, self._footer(run, how))
-        except TaskError as exc:
-            log.error("%s", exc)
-        ctx.count("completed")
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         ctx.state.counters.pop(auth_failures(run.session), None)
-        self.forget_task(run.task.key)
-        ctx.emit(
-            "completed",
-            session=run.session,
-            task=run.task.key,
-            account=run.account,
-            reason=how,
-            seconds=round(ctx.clock.now() - run.started, 1),
+        seconds = round(ctx.clock.now() - run.started, 1)
+        record = Finishing(
+            run.task.key, "completed", how, run.session, run.account, seconds, self._footer(run, how)
         )
+        await self.finish(run.claimed, record)
         await self.release(run, stop_agent=interrupt)
 
     async def give_up(self, run: Running, reason: str) -> None:
-        try:
-            await asyncio.to_thread(moves.fail, run.claimed, reason, self._footer(run, "failed"))
-        except TaskError as exc:
-            log.error("%s", exc)
-        self.ctx.count("failed")
-        self.forget_task(run.task.key)
-        self.ctx.emit("failed", session=run.session, task=run.task.key, account=run.account, reason=reason)
+        record = Finishing(
+            run.task.key, "failed", reason, run.session, run.account, footer=self._footer(run, "failed")
+        )
+        await self.finish(run.claimed, record)
         await self.release(run, stop_agent=True)
+
+    async def finish(self, claimed: Path, record: Finishing) -> bool:
+        """Move a finished task to done/ or failed/; True once it has landed there.
+
+        The outcome is recorded in state first: if the move fails (done/ linked out of the project, no
+        permission, a full disk) the task stays claimed as finished work — not reported, not run again
+        after a restart — and `retry_moves` tries again until the move lands, then reports it.
+        """
+        ctx = self.ctx
+        ctx.state.finishing[str(claimed)] = record
+        ctx.save()
+        return await self._move(claimed, record, first=True)
+
+    async def retry_moves(self) -> None:
+        """Try every pending move again (the storage loop, and recovery at start)."""
+        for claimed, record in list(self.ctx.state.finishing.items()):
+            await self._move(Path(claimed), record, first=False)
+
+    async def _move(self, claimed: Path, record: Finishing, first: bool) -> bool:
+        ctx = self.ctx
+        try:
+            await asyncio.to_thread(_land, claimed, record)
+        except TaskError as exc:
+            if exc.reason == VANISHED:  # someone took the claimed file away: nothing is left to move
+                log.error("%s: finished as %s, but %s", record.task, record.outcome, exc)
+                del ctx.state.finishing[str(claimed)]
+                ctx.save()
+                return False
+            if first:
+                log.error(
+                    "%s: finished as %s, but the move failed: %s; it stays claimed and is tried again",
+                    record.task,
+                    record.outcome,
+                    exc,
+                )
+            return False
+        del ctx.state.finishing[str(claimed)]
+        ctx.count(record.outcome)
+        self.forget_task(record.task)
+        ctx.save()
+        extra = {"seconds": record.seconds} if record.seconds is not None else {}
+        ctx.emit(
+            record.outcome,
+            session=record.session,
+            task=record.task,
+            account=record.account,
+            reason=record.reason,
+            **extra,
+        )
+        return True
 
     async def requeue(self, run: Running, reason: str) -> None:
         try:
@@ -154,3 +193,13 @@ class Finisher:
             await asyncio.to_thread(ctx.ensure_pool_now, 0)
         except TmuxError as exc:
             log.error("%s: %s", session, exc)
+
+
+def _land(claimed: Path, record: Finishing) -> None:
+    """The move itself; a crash after an earlier move wrote done/ or failed/ is recognised, not redone."""
+    if moves.reconcile_claim(claimed) is not None:
+        return
+    if record.outcome == "completed":
+        moves.complete(claimed, record.footer)
+    else:
+        moves.fail(claimed, record.reason, record.footer)

@@ -31,6 +31,8 @@ from engine.tasks import (
 
 log = logging.getLogger(__name__)
 
+PARSE_GRACE = 2.0  # a file that fails to parse goes to failed/ once unchanged this long (or `settle`)
+
 
 def discover_projects(
     projects_dir: Path | None,
@@ -98,9 +100,12 @@ class ScanResult:
         return kind in self.marks.get(key, frozenset())
 
 
+_Change = tuple[int, int, int, int]  # inode, mtime, size, ctime: any write, rename or chmod moves it
+
+
 @dataclass
 class _Seen:
-    fingerprint: Fingerprint
+    change: _Change
     since: float
 
 
@@ -133,9 +138,12 @@ class Queue:
     """Scans inboxes of many projects, parsing each file version once.
 
     Settle rule: a regular file is read once its mtime is at least `settle` seconds old, or once this
-    queue has seen it unchanged (inode, mtime, size) for `settle` seconds. A rename keeps the mtime of
-    the write, so a file written elsewhere and renamed in is read at once if it was written `settle`
-    ago, and otherwise within `settle`; a file written in place is read only after it stops changing.
+    queue has seen it unchanged (inode, mtime, ctime, size) for `settle` seconds; a file that changed
+    since it was last read is only read the second way. A rename keeps the mtime of the write, so a
+    file written elsewhere and renamed in is read at once if it was written `settle` ago, and otherwise
+    within `settle`; a file written in place is read only after it stops changing. A file that fails to
+    parse may be a writer's pause mid-file: it is reported only once it has stayed unchanged (mtime and
+    ctime) for PARSE_GRACE or `settle`, whichever is longer, and read again if it changes before.
     `now` must be on the same scale as file mtimes (wall time). Thread-safe: one scan at a time.
     """
 
@@ -233,17 +241,18 @@ class _ProjectScan:
         except FileNotFoundError:
             return None
         fp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        change = (*fp, st.st_ctime_ns)
         hit = self.old_cache.get(entry.path)
         if hit is not None and hit[0] == fp:
             self.cache[entry.path] = hit
-            return hit[1]
+            return None if self._held(hit[1], st) else hit[1]
         path = Path(entry.path)
         outcome: Task | TaskError
         if stat.S_ISLNK(st.st_mode):
             outcome = TaskError(path, symlink_reason(path, self.project_dir))
         elif not stat.S_ISREG(st.st_mode):
             outcome = TaskError(path, f"not a regular file ({file_kind(st.st_mode)})")
-        elif not self._settled(entry.path, fp, st.st_mtime_ns):
+        elif not self._settled(entry.path, change, st.st_mtime_ns, changed=hit is not None):
             return None
         else:
             self.parses += 1
@@ -255,25 +264,37 @@ class _ProjectScan:
                 outcome = exc
             if isinstance(outcome, Task) and outcome.fingerprint != fp:
                 # Changed between the listing and the read: still being written.
-                self._wait(entry.path, _Seen(outcome.fingerprint, self.now), outcome.created)
+                self._wait(entry.path, _Seen(change, self.now), outcome.created)
                 return None
         self.cache[entry.path] = (fp, outcome)
-        return outcome
+        return None if self._held(outcome, st) else outcome
 
-    def _settled(self, key: str, fp: Fingerprint, mtime_ns: int) -> bool:
+    def _settled(self, key: str, change: _Change, mtime_ns: int, changed: bool) -> bool:
         mtime = mtime_ns / 1e9
-        if self.now - mtime >= self.settle:
+        if not changed and self.now - mtime >= self.settle:
             return True
         prev = self.old_seen.get(key)
-        if prev is None or prev.fingerprint != fp:
-            prev = _Seen(fp, self.now)
+        if prev is None or prev.change != change:
+            prev = _Seen(change, self.now)
         if self.now - prev.since >= self.settle:
             return True
-        self._wait(key, prev, mtime)
+        self._wait(key, prev, prev.since if changed else mtime)
         return False
+
+    def _held(self, outcome: Task | TaskError, st: os.stat_result) -> bool:
+        """A regular file that failed to parse and changed within the grace: not reported yet."""
+        if not isinstance(outcome, TaskError) or not stat.S_ISREG(st.st_mode):
+            return False
+        due = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 + max(self.settle, PARSE_GRACE)
+        if self.now >= due:
+            return False
+        self._due(due)
+        return True
 
     def _wait(self, key: str, seen: _Seen, mtime: float) -> None:
         self.seen[key] = seen
+        self._due(min(mtime, seen.since) + self.settle)
+
+    def _due(self, due: float) -> None:
         self.out.unsettled += 1
-        due = min(mtime, seen.since) + self.settle
         self.out.next_settle = due if self.out.next_settle is None else min(self.out.next_settle, due)

@@ -36,10 +36,15 @@ class Recovery:
         ctx = self.ctx
         ctx.projects = await asyncio.to_thread(ctx.discover)
         projects = ctx.projects
+        # Runs that finished before the restart but whose move did not land: moved now or kept claimed,
+        # never run again.
+        await self.finisher.retry_moves()
         scan = await asyncio.to_thread(ctx.queue.scan, projects)
         holders = {s.task: name for name, s in ctx.state.sessions.items() if s.task}
         adopted: set[str] = set()
         for claimed in scan.claimed:
+            if str(claimed) in ctx.state.finishing:
+                continue  # finished: its move is retried, it is not run again
             if await asyncio.to_thread(moves.reconcile_claim, claimed):
                 continue
             project = next((p for p, d in projects.items() if claimed.parent.parent.parent == d), None)

@@ -84,6 +84,8 @@ class Snapshot:
     throughput: ThroughputView | None = None
     swap_target: str | None = None
     """The account a swap would move to at `taken_at` (`next_usable`); None if no other is usable."""
+    degraded: str | None = None
+    """Why the engine cannot write now (`cannot write state — No space left on device`); None if it can."""
 
     @property
     def working(self) -> int:
@@ -145,6 +147,7 @@ def build_snapshot(
     live_sessions: tuple[str, ...] = (),
     jobs: Mapping[str, tuple[str, str | None, str]] | None = None,
     throughput: ThroughputView | None = None,
+    degraded: str | None = None,
 ) -> Snapshot:
     """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them."""
     names = sorted(set(state.sessions) | set(live_sessions) | set(running))
@@ -208,6 +211,7 @@ def build_snapshot(
         blocked_warn=config.watchdog.blocked_warn,
         throughput=throughput,
         swap_target=target.name if target else None,
+        degraded=degraded,
     )
 
 
@@ -251,6 +255,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         ],
         "counters": dict(snap.counters),
         "swap_target": snap.swap_target,
+        "degraded": snap.degraded,
     }
     # A failure reason or a pane snippet may quote a secret; this is what scripts and the status API show.
     return cast(dict[str, Any], redact_tree(data))

@@ -95,6 +95,24 @@ class AccountState:
         return True
 
 
+Outcome = Literal["completed", "failed"]
+
+
+@dataclass
+class Finishing:
+    """A run's outcome, recorded before its task file moves to done/ or failed/ and dropped once it has:
+    while it is here the claim is finished work whose move is pending, never a task to run again."""
+
+    task: str
+    outcome: Outcome
+    reason: str
+    """How it ended (`completed`) or why it failed (`failed`): the event's reason."""
+    session: str | None = None
+    account: str | None = None
+    seconds: float | None = None
+    footer: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class State:
     """The single source of truth the workers update and the UI renders.
@@ -114,6 +132,8 @@ class State:
     """Task key -> times it was put back after its session died, for the requeue-once rule."""
     conversations: dict[str, str] = field(default_factory=dict)
     """Task key -> the conversation a requeued task left: its next run resumes it, not starting over."""
+    finishing: dict[str, Finishing] = field(default_factory=dict)
+    """Claimed file -> the outcome of its run, whose move to done/ or failed/ has not landed yet."""
     saved_at: float | None = None
     recovered: bool = field(default=False, compare=False)
 
@@ -146,6 +166,19 @@ def state_to_dict(state: State) -> dict[str, object]:
         "counters": dict(state.counters),
         "requeues": dict(state.requeues),
         "conversations": dict(state.conversations),
+        "finishing": [
+            {
+                "claimed": claimed,
+                "task": f.task,
+                "outcome": f.outcome,
+                "reason": f.reason,
+                "session": f.session,
+                "account": f.account,
+                "seconds": f.seconds,
+                "footer": dict(f.footer),
+            }
+            for claimed, f in state.finishing.items()
+        ],
     }
 
 
@@ -186,9 +219,7 @@ def state_from_dict(data: object) -> State:
     version = root.integer("version")
     if version != STATE_VERSION:
         raise StateError(f"state.version: {version} is not supported (this engine reads {STATE_VERSION})")
-    dispatch = root.text("dispatch", "running")
-    if dispatch not in ("running", "paused"):
-        raise StateError(f'state.dispatch: expected "running" or "paused", got {dispatch!r}')
+    dispatch = root.choice("dispatch", ("running", "paused"), "running")
     state = State(
         active_account=root.opt_text("active_account"),
         dispatch=cast(DispatchMode, dispatch),
@@ -211,13 +242,22 @@ def state_from_dict(data: object) -> State:
         )
         state.accounts[account.name] = account
     state.swaps = [_swap_from(item) for item in root.objects("swaps")][-MAX_SWAPS:]
+    for item in root.objects("finishing"):
+        outcome = item.choice("outcome", ("completed", "failed"))
+        state.finishing[item.text("claimed")] = Finishing(
+            task=item.text("task"),
+            outcome=cast(Outcome, outcome),
+            reason=item.text("reason"),
+            session=item.opt_text("session"),
+            account=item.opt_text("account"),
+            seconds=item.opt_number("seconds"),
+            footer=item.text_map("footer"),
+        )
     return state
 
 
 def _session_from(item: _Obj) -> SessionState:
-    kind = item.text("kind", "pool")
-    if kind not in ("pool", "dedicated"):
-        raise StateError(f'{item.where}.kind: expected "pool" or "dedicated", got {kind!r}')
+    kind = item.choice("kind", ("pool", "dedicated"), "pool")
     fail = item.opt_object("last_fail")
     return SessionState(
         name=item.text("name"),
@@ -274,6 +314,13 @@ class _Obj:
         if default is None:
             raise self._fail(key, "text", None)
         return default
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(key, default)
+        if value not in options:
+            expected = " or ".join(f'"{o}"' for o in options)
+            raise StateError(f"{self.where}.{key}: expected {expected}, got {value!r}")
+        return value
 
     def opt_number(self, key: str) -> float | None:
         value = self.data.get(key)

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine import queue as q
 from engine.config import Config
+from engine.lock import degraded_note
 from engine.redact import protect
 from engine.safetext import visible
 from engine.snapshot import build_snapshot, snapshot_json
@@ -19,13 +20,15 @@ def status_dict(config: Config) -> dict[str, Any]:
     dedicated = {d.project.name: d.project for d in config.pool.dedicated}
     projects = q.discover_projects(config.projects_dir, dedicated)
     scan = q.Queue(max_bytes=config.tasks.max_bytes, settle=0.0).scan(projects)
-    return snapshot_json(build_snapshot(config, state, scan, {}, time.time()))
+    degraded = degraded_note(config.state_dir)  # the running engine's word: its state file may be stale
+    return snapshot_json(build_snapshot(config, state, scan, {}, time.time(), degraded=degraded))
 
 
 def render_status(data: dict[str, Any]) -> str:
     """A short human summary of `status_dict`."""
     queues = data["queues"]
-    lines = [
+    lines = [f"degraded: {data['degraded']}"] if data.get("degraded") else []
+    lines += [
         f"account: {data['active_account'] or '-'}   dispatch: {data['dispatch']}",
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}",
     ]

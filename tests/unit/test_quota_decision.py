@@ -276,7 +276,7 @@ def test_a_task_failing_auth_in_two_sessions_fails_on_its_second_failure(
 
     monkeypatch.setattr(engine.finisher, "requeue", requeue)
     monkeypatch.setattr(engine.finisher, "give_up", give_up)
-    engine.ctx.save = lambda: None  # type: ignore[method-assign]
+    engine.ctx.save = lambda: True  # type: ignore[method-assign]
     auth = screen.match_stop("Not logged in · Please run /login")
     assert auth is not None and auth.kind == "auth"
     asyncio.run(engine.watcher.on_auth(run, auth))

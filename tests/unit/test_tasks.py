@@ -380,7 +380,8 @@ def test_the_header_cache_parses_only_changed_files(tmp_path: Path, monkeypatch:
         for i in range(30):
             put(d, f"{i:03d}.md", f"---\npriority: low\n---\n{name} {i}")
         put(d, "bad.md", "---\n[\n---\n")
-    queue = q.Queue(settle=0.1, now=Clock())
+    clock = Clock()
+    queue = q.Queue(settle=0.1, now=clock)
     first = queue.scan(projects)
     assert (len(first.tasks), len(first.errors), len(reads), queue.parses) == (60, 2, 62, 62)
     reads.clear()
@@ -390,9 +391,13 @@ def test_the_header_cache_parses_only_changed_files(tmp_path: Path, monkeypatch:
     os.unlink(inbox(projects["beta"]) / "003.md")
     put(projects["beta"], "new.md", "new")
     third = queue.scan(projects)
+    # Changed since it was read, 007.md waits to be seen unchanged for `settle`, whatever its mtime says.
+    assert reads == ["new.md"] and third.unsettled == 1
+    clock.t += 0.1
+    fourth = queue.scan(projects)
     assert sorted(reads) == ["007.md", "new.md"]
-    assert third.tasks[0].key == "alpha:007" and len(third.tasks) == 60
-    assert "beta:003" not in {t.key for t in third.tasks}
+    assert fourth.tasks[0].key == "alpha:007" and len(fourth.tasks) == 60
+    assert "beta:003" not in {t.key for t in fourth.tasks}
 
 
 # --- order -------------------------------------------------------------------------------------------
