@@ -237,10 +237,10 @@ class Agent:
             done = max(now - turn.step_started, 0.0)
             attempt = min(int(done // wait) + 1, RETRY_ATTEMPTS) if wait > 0 else RETRY_ATTEMPTS
             left = max(turn.step_started + attempt * wait - now, 0.0)
-            label = render.API_FAILURES[step.text].label
+            failure = render.API_FAILURES[step.text]
             # The real one shows a tip under it: a ⎿ line that is no error.
             return [
-                render.retry(elapsed, label, left, attempt, RETRY_ATTEMPTS),
+                render.retry(elapsed, failure, left, attempt, RETRY_ATTEMPTS),
                 *render.error(TIP, self.display.width),
             ]
         count = int(elapsed * TOKENS_PER_SECOND)

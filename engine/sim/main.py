@@ -11,8 +11,9 @@ the real agent's behaviour is not pinned down, the simulator does this:
   shows `● API Error: …` in the answer's place; a limit (`quota`) or login failure (`auth`) shows
   its message as a `⎿` line. Interrupts have no turn-end line.
 - A failed request is first retried: for `CFO_SIM_RETRY_WAIT` (a duration, default 500ms) per
-  attempt, the spinner reads `✻ 529 Overloaded · Retrying in 1s · attempt 1/2` (`API error` for the
-  others), two attempts, then the error. `recovered` makes the first retry succeed: the turn goes on.
+  attempt, the spinner reads `✻ API error · Retrying in 1s · attempt 1/2`, then names the error on
+  the last attempt (`✻ 529 Overloaded · … · attempt 2/2`), then the error is shown. `recovered` makes
+  the first retry succeed: the turn goes on.
 - A turn without a timed step (`work`, `compact`, `hang`) works for `CFO_SIM_DEFAULT_WORK` (a
   duration, default 1s) after its other steps. Owed directives of an earlier task run before the
   new prompt's own. Unknown or malformed `sim:` lines are ignored.

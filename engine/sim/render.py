@@ -29,7 +29,8 @@ SERVER_SIDE = "This is a server-side issue, usually temporary — try again in a
 
 
 class Failure:
-    """A request that fails: its record's status and `error`, its retry line's label, its final text."""
+    """A request that fails: its record's status and `error`, what the retry line calls it on the last
+    attempt (`API error` before that), its final text."""
 
     __slots__ = ("error", "label", "status", "text")
 
@@ -40,21 +41,24 @@ class Failure:
         self.text = text
 
 
+RATE_LIMIT = "This request would exceed your account's rate limit. Please try again later."
+RETRY_LABEL = "API error"
 # As version 2.1 words them; its transcript calls 500 and 529 alike a server error.
 API_FAILURES = {
     "529": Failure(529, "server_error", "529 Overloaded", f"API Error: 529 Overloaded. {SERVER_SIDE}"),
-    "500": Failure(500, "server_error", "API error", f"API Error: 500 Internal server error. {SERVER_SIDE}"),
+    "500": Failure(
+        500,
+        "server_error",
+        "500 Internal server error",
+        f"API Error: 500 Internal server error. {SERVER_SIDE}",
+    ),
     "429": Failure(
-        429,
-        "rate_limit",
-        "API error",
-        "API Error: Request rejected (429) · This request would exceed your account's rate limit. "
-        "Please try again later.",
+        429, "rate_limit", f"429 {RATE_LIMIT}", f"API Error: Request rejected (429) · {RATE_LIMIT}"
     ),
     "throttle": Failure(
         429,
         "rate_limit",
-        "API error",
+        "429 Rate limited",
         "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited",
     ),
 }
@@ -173,10 +177,12 @@ def spinner(elapsed: float, verb: str, token_count: int | None, esc_hint: bool, 
     return f"{glyph} {verb}… ({' · '.join(parts)})"
 
 
-def retry(elapsed: float, label: str, wait_left: float, attempt: int, attempts: int) -> str:
-    """`✻ 529 Overloaded · Retrying in 1s · attempt 1/2`: the spinner while a failed request waits to be
-    sent again; no ellipsis, no timer."""
+def retry(elapsed: float, failure: Failure, wait_left: float, attempt: int, attempts: int) -> str:
+    """`✻ API error · Retrying in 1s · attempt 1/2`, `✻ 529 Overloaded · Retrying in 1s · attempt 2/2`: the
+    spinner while a failed request waits to be sent again, naming the error on the last attempt; no
+    ellipsis, no timer."""
     glyph = FRAMES[int(elapsed * 5) % len(FRAMES)]
+    label = failure.label if attempt == attempts else RETRY_LABEL
     return f"{glyph} {label} · Retrying in {math.ceil(wait_left)}s · attempt {attempt}/{attempts}"
 
 
