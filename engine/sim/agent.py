@@ -16,9 +16,11 @@ PASTE_ENTER_GUARD = 0.1  # an Enter this soon after a paste counts as part of it
 EXIT_WINDOW = 1.0  # a second Ctrl-C (or Ctrl-D) within this quits
 FRAME = 0.2  # while working: spinner redraw and sim-quota polling period
 TOKENS_PER_SECOND = 41
+RETRY_ATTEMPTS = 2  # a failing request is sent this many more times before its error is shown
 QUOTA_FILE = "sim-quota"
 MENU_FILE = "sim-limit-menu"
-BILLING_LINE = "Add funds at https://claude.ai/settings/billing to continue with extra usage"
+UPGRADE_LINE = "Upgrade your plan at https://claude.ai/upgrade"
+TIP = "Tip: Use /btw to ask a quick side question without interrupting Claude's current work"
 # Permission modes in shift+tab order: (footer key, name /status shows); bypass only with the flag.
 MODES = (
     ("default", "default"),
@@ -39,7 +41,17 @@ class Exit(Exception):
 class Options:
     """What the command line and environment decided."""
 
-    __slots__ = ("bypass", "config_dir", "cwd", "default_work", "headstart", "model", "new_style")
+    __slots__ = (
+        "bypass",
+        "config_dir",
+        "cwd",
+        "default_work",
+        "error_first",
+        "headstart",
+        "model",
+        "new_style",
+        "retry_wait",
+    )
 
     def __init__(
         self,
@@ -50,6 +62,8 @@ class Options:
         new_style: bool,
         default_work: float,
         headstart: float = 0.0,
+        retry_wait: float = 0.5,
+        error_first: bool = False,
     ) -> None:
         self.cwd = cwd
         self.config_dir = config_dir
@@ -58,12 +72,14 @@ class Options:
         self.new_style = new_style
         self.default_work = default_work
         self.headstart = headstart
+        self.retry_wait = retry_wait
+        self.error_first = error_first
 
 
 class Turn:
     """A prompt being worked on: its remaining steps, and when the current timed step ends."""
 
-    __slots__ = ("answered", "deadline", "first_line", "started", "steps", "verb")
+    __slots__ = ("answered", "deadline", "first_line", "started", "step_started", "steps", "verb")
 
     def __init__(self, first_line: str, steps: list[Directive], started: float, verb: str) -> None:
         self.first_line = first_line
@@ -71,6 +87,7 @@ class Turn:
         self.started = started
         self.verb = verb
         self.deadline: float | None = None
+        self.step_started = started
         self.answered = False
 
     def owed(self) -> list[str]:
@@ -118,7 +135,7 @@ class Agent:
         self.last_paste = -math.inf
         self.queue: list[Queued] = []
         self.turn: Turn | None = None
-        self.menu: Turn | None = None  # the turn a limit stopped, while the limit menu is up
+        self.menu = False  # the limit menu is up
         self.menu_choice = 0
         # A fresh conversation shows a suggestion in its empty box until the first prompt.
         self.placeholder = "" if history else _pick(render.PLACEHOLDERS)
@@ -135,7 +152,7 @@ class Agent:
 
     @property
     def busy(self) -> bool:
-        return self.turn is not None or self.menu is not None
+        return self.turn is not None or self.menu
 
     def _transcript(self, session_id: str, parent: str | None) -> Transcript:
         folder = project_dir(self.options.config_dir, self.options.cwd)
@@ -151,7 +168,7 @@ class Agent:
             elif entry.kind == "answer":
                 self.display.print(["", *render.answer(entry.text, width, self._glyph)])
             elif entry.kind == "error":
-                self.display.print(render.error(entry.text, width))
+                self.display.print(render.stop(entry.text, width, self._glyph))
             else:
                 self.display.print(render.error(self._interrupted, width))
 
@@ -195,11 +212,11 @@ class Agent:
     def frame(self, now: float) -> list[str]:
         """The dynamic region under the static output."""
         width = self.display.width
-        if self.menu is not None:
+        if self.menu:
             return ["", *render.menu(self.menu_choice, width)]
         region = [""]
         if self.turn is not None:
-            region += [self._spinner(self.turn, now), ""]
+            region += [*self._spinner(self.turn, now), ""]
         fixed = len(region) + 3 + len(self.queue)
         region += render.box(self.box or self.placeholder, width, self.display.height - fixed - 1)
         region += [render.queued(item.shown, width) for item in self.queue]
@@ -209,13 +226,25 @@ class Agent:
             region.append(render.footer(render.FOOTERS[self.modes[self.mode][0]]))
         return region
 
-    def _spinner(self, turn: Turn, now: float) -> str:
+    def _spinner(self, turn: Turn, now: float) -> list[str]:
         elapsed = now - turn.started
         new = self.options.new_style
-        if turn.steps and turn.steps[0].kind == "compact":
-            return render.spinner(elapsed, render.COMPACTING, None, not new)
+        step = turn.steps[0] if turn.steps else None
+        if step is not None and step.kind == "compact":
+            return [render.spinner(elapsed, render.COMPACTING, None, not new)]
+        if step is not None and step.kind == "error":
+            wait = self.options.retry_wait
+            done = max(now - turn.step_started, 0.0)
+            attempt = min(int(done // wait) + 1, RETRY_ATTEMPTS) if wait > 0 else RETRY_ATTEMPTS
+            left = max(turn.step_started + attempt * wait - now, 0.0)
+            failure = render.API_FAILURES[step.text]
+            # The real one shows a tip under it: a ⎿ line that is no error.
+            return [
+                render.retry(elapsed, failure, left, attempt, RETRY_ATTEMPTS),
+                *render.error(TIP, self.display.width),
+            ]
         count = int(elapsed * TOKENS_PER_SECOND)
-        return render.spinner(elapsed, turn.verb, count, not new, "↓" if new else "↑")
+        return [render.spinner(elapsed, turn.verb, count, not new, "↓" if new else "↑")]
 
     def next_wakeup(self, now: float) -> float | None:
         """Seconds until something changes on its own; None when idle (nothing to redraw)."""
@@ -246,14 +275,18 @@ class Agent:
             turn.deadline = None
             if done.kind == "compact":
                 self.display.print(["", render.compacted(self.display.width)])
-            self._advance(now)
+            if done.kind == "error" and not done.recovered:  # still failing after its retries
+                failure = render.API_FAILURES[done.text]
+                self._stop(failure.text, failure.status, failure.error, now)
+            else:
+                self._advance(now)
 
     # ----- keys --------------------------------------------------------------------------------------
 
     def on_key(self, key: Key, now: float) -> None:
         if key.name in ("ctrl_c", "ctrl_d"):
             self._exit_key(key.name, now)
-        elif self.menu is not None:
+        elif self.menu:
             self._menu_key(key, now)
         elif key.name == "text":
             self.box += key.text
@@ -281,7 +314,7 @@ class Agent:
         self.exit_hint = (label, now + EXIT_WINDOW)
         if name == "ctrl_c":
             self.box = ""
-            if self.menu is not None:
+            if self.menu:
                 self._close_menu(now, choice=None)
             elif self.turn is not None:
                 self._interrupt(now)
@@ -380,8 +413,13 @@ class Agent:
         self.pending = []
         turn = Turn(_first_line(content), steps, now - self.options.headstart, _pick(render.VERBS))
         self.turn = turn
-        self.transcript.user(content, turn.owed())
-        self._advance(now)
+        # Held back with CFO_SIM_ERROR_FIRST: a stop met at once is written before it, as the real agent
+        # sometimes does; anything else (an answer, or nothing yet) lets it go first.
+        self.transcript.user(content, turn.owed(), hold=self.options.error_first)
+        try:
+            self._advance(now)
+        finally:
+            self.transcript.flush()
 
     def _advance(self, now: float) -> None:
         """Run steps that take no time until a timed one starts, the turn stops, or it is done."""
@@ -399,8 +437,10 @@ class Agent:
             if step is None:
                 self._finish(turn, now)
                 return
-            if step.timed:
-                turn.deadline = now + step.seconds
+            if step.timed or step.kind == "error":
+                attempts = 1 if step.recovered else RETRY_ATTEMPTS
+                wait = step.seconds if step.timed else attempts * self.options.retry_wait
+                turn.deadline, turn.step_started = now + wait, now
                 return
             turn.steps.pop(0)
             self._run(step, turn, now)
@@ -411,9 +451,6 @@ class Agent:
             self._answer(step.text, turn)
         elif step.kind == "quota":
             self._limit(step.text, now)
-        elif step.kind == "error":
-            text = render.api_error_text(step.status)
-            self._stop(text, step.status, render.api_error_kind(step.status), now)
         elif step.kind == "auth":
             self._stop("Not logged in · Please run /login", 401, "authentication_failed", now)
         elif step.kind == "crash":
@@ -439,44 +476,42 @@ class Agent:
         self._end(turn, now, hooks=True)
 
     def _stop(self, text: str, status: int, error: str, now: float) -> None:
-        """An API error or auth stop: the message hangs under the last answer and the turn ends."""
+        """An API error or auth stop: the agent's message, then a turn-end line, as after any turn."""
         turn = self.turn
         assert turn is not None
         self.transcript.api_error(text, status, error, turn.owed())
-        self.display.print(render.error(text, self.display.width))
+        self.display.print(render.stop(text, self.display.width, self._glyph))
+        self._turn_end_line(turn, now)
         self._end(turn, now, hooks=True)
 
     def _limit(self, message: str, now: float) -> None:
-        """A usage-limit stop: its error line, then a turn-end line or, when switched on, the limit menu."""
+        """A usage-limit stop: its error line and a turn-end line; when switched on, the agent then runs
+        `/rate-limit-options` itself, whose menu opens under it (the limit line stays in view above)."""
         turn = self.turn
         assert turn is not None
-        width = self.display.width
         self.transcript.api_error(message, 429, "rate_limit", turn.owed())
-        self.display.print(render.error(message, width))
-        if os.path.exists(os.path.join(self.options.config_dir, MENU_FILE)):
-            self.display.print([render.ERROR_INDENT + render.MENU_COMMAND])
-            self.pending = turn.owed()
-            self.turn = None
-            self.menu = turn
-            self.menu_choice = 0
-            return
+        self.display.print(render.stop(message, self.display.width, self._glyph))
         self._turn_end_line(turn, now)
+        if os.path.exists(os.path.join(self.options.config_dir, MENU_FILE)):
+            self.display.print(["", *render.echo(render.MENU_COMMAND, self.display.width, self._echo_mark)])
+            self.menu, self.menu_choice = True, 0  # before the turn ends: queued input waits for the menu
         self._end(turn, now, hooks=True)
 
     def _close_menu(self, now: float, choice: int | None) -> None:
-        """Esc, or an option picked: the menu goes, the box comes back and the stopped turn is over."""
-        turn, width = self.menu, self.display.width
-        assert turn is not None
-        self.menu = None
+        """Esc, or an option picked: the menu goes and the box comes back (the turn was over already)."""
+        width = self.display.width
+        self.menu = False
         if choice == 0:
             self.display.print(render.error("Waiting for the limit to reset.", width))
         elif choice == 1:
-            self.display.print(render.error(BILLING_LINE, width))
-        self._turn_end_line(turn, now)
-        self._settle(now, hooks=True)
+            self.display.print(render.error(UPGRADE_LINE, width))
+        self._drain(now)
 
     def _turn_end_line(self, turn: Turn, now: float) -> None:
-        self.display.print(["", render.turn_end(_pick(render.DONE_VERBS), now - turn.started)])
+        """`✻ Worked for 3s`, and the turn's duration recorded, as the real agent does at each turn end."""
+        elapsed = now - turn.started
+        self.display.print(["", render.turn_end(_pick(render.DONE_VERBS), elapsed)])
+        self.transcript.turn_duration(elapsed, turn.owed())
 
     def _interrupt(self, now: float) -> None:
         """Esc: the turn ends at once; the step in progress stays owed. Stop hooks do not run."""

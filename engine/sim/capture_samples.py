@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,6 +22,7 @@ QUOTA_TASK = (
     'sim: say "The banner reads: usage limit reached, resets 3am"\n'
     "sim: work 60s"
 )
+TURN_END = re.compile(r"^✻ \S+ for \d+s$", re.M)
 LONG_TASK = "[001-fix-rounding.md] Fix rounding of refunds\n" + "\n".join(
     f"Step {i}: check the refund path for rounding errors." for i in range(2, 41)
 )
@@ -38,12 +40,12 @@ class Pane:
         self.project = root / "webapp"
         self.project.mkdir(exist_ok=True)
 
-    def start(self, **env: str) -> Pane:
+    def start(self, *args: str, **env: str) -> Pane:
         command = [sys.executable, "-m", "engine.sim", "--dangerously-skip-permissions"]
-        command += ["--session-id", SESSION_ID]
+        command += list(args) or ["--session-id", SESSION_ID]
         environment = {"CLAUDE_CONFIG_DIR": str(self.account), "CFO_SIM_DEFAULT_WORK": "500ms", **env}
         self.client.new_session(self.session, self.project, command, environment, WIDTH, HEIGHT)
-        self.wait_for("❯", what="the prompt")
+        self.wait_for("bypass permissions", what="the prompt")
         return self
 
     def submit(self, text: str) -> None:
@@ -55,11 +57,13 @@ class Pane:
     def capture(self) -> str:
         return self.client.capture(self.session)
 
-    def wait_for(self, *needles: str, what: str, timeout: float = 10.0) -> str:
+    def wait_for(self, *needles: str | re.Pattern[str], what: str, timeout: float = 10.0) -> str:
+        """The capture once it shows every needle; the no-break spaces the agent draws match plain ones."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.capture()
-            if all(needle in text for needle in needles):
+            plain = text.replace("\u00a0", " ")
+            if all(n.search(plain) if isinstance(n, re.Pattern) else n in plain for n in needles):
                 return text
             time.sleep(0.05)
         raise RuntimeError(f"timed out waiting for {what}; the pane shows:\n{self.capture()}")
@@ -71,13 +75,11 @@ def idle(pane: Pane) -> str:
 
 def working(pane: Pane) -> str:
     pane.start().submit(QUOTA_TASK)
-    return pane.wait_for("⏺ The banner reads", "(2s · ", what="the spinner at two seconds")
+    return pane.wait_for("● The banner reads", "(2s · ", what="the spinner at two seconds")
 
 
 def working_long(pane: Pane) -> str:
-    pane.start(CFO_SIM_STYLE="new", CFO_SIM_HEADSTART="101s").submit(
-        "Refactor the billing module\nsim: work 60s"
-    )
+    pane.start(CFO_SIM_HEADSTART="101s").submit("Refactor the billing module\nsim: work 60s")
     return pane.wait_for("(1m 4", "tokens)", what="a spinner past a minute")
 
 
@@ -96,7 +98,7 @@ def quota_stop(pane: Pane) -> str:
         "[003-export.md] Export the invoices\nsim: work 500ms\n"
         'sim: quota "You\'ve hit your limit · resets 3am (Europe/Berlin)"'
     )
-    return pane.wait_for("  ⎿  You've hit your limit", what="the limit stop")
+    return pane.wait_for("  ⎿  You've hit your limit", TURN_END, what="the limit stop")
 
 
 def limit_menu(pane: Pane) -> str:
@@ -106,14 +108,33 @@ def limit_menu(pane: Pane) -> str:
     return pane.wait_for("Enter to confirm · Esc to cancel", what="the limit menu")
 
 
-def error_529(pane: Pane) -> str:
-    pane.start().submit("[002-flaky-server.md] Retry flaky webhooks\nsim: error 529\nsim: work 2s")
-    return pane.wait_for("  ⎿  API Error: 529", what="the 529 error line")
+def error(status: str, shown: str) -> Callable[[Pane], str]:
+    def scenario(pane: Pane) -> str:
+        pane.start().submit(f"[002-flaky-server.md] Retry flaky webhooks\nsim: {status}\nsim: work 2s")
+        return pane.wait_for(shown, TURN_END, what=f"the {status} bullet and the turn end")
+
+    return scenario
+
+
+def retrying(pane: Pane) -> str:
+    """The last attempt, whose retry line names the error: still work in progress, not the stop."""
+    pane.start(CFO_SIM_RETRY_WAIT="3s").submit("[002-flaky-server.md] Retry flaky webhooks\nsim: error 529")
+    return pane.wait_for("529 Overloaded · Retrying in 3s · attempt 2/2", what="the last retry spinner")
 
 
 def auth(pane: Pane) -> str:
     pane.start().submit("[005-cache.md] Cache the price list\nsim: auth")
-    return pane.wait_for("  ⎿  Not logged in · Please run /login", what="the auth error line")
+    return pane.wait_for("  ⎿  Not logged in · Please run /login", TURN_END, what="the auth error line")
+
+
+def resumed_cut_off(pane: Pane) -> str:
+    """A turn cut off before any answer (here while its request was retried), then `--resume`d."""
+    task = "[007-report.md] Write the weekly report\nGroup the numbers by team.\nsim: error 529"
+    pane.start(CFO_SIM_RETRY_WAIT="30s").submit(task)
+    pane.wait_for("Retrying in", what="the retry spinner")
+    pane.client.kill_session(pane.session)
+    pane.start("--resume", SESSION_ID)
+    return pane.wait_for("❯ [007-report.md] Write the weekly report", what="the resumed prompt")
 
 
 def status(pane: Pane) -> str:
@@ -136,8 +157,13 @@ SAMPLES: dict[str, Callable[[Pane], str]] = {
     "turn-ended": turn_ended,
     "quota-stop": quota_stop,
     "limit-menu": limit_menu,
-    "error-529": error_529,
+    "error-529": error("error 529", "● API Error: 529 Overloaded."),
+    "error-500": error("error 500", "● API Error: 500 Internal server error."),
+    "error-429": error("error 429", "● API Error: Request rejected (429)"),
+    "throttle": error("throttle", "● API Error: Server is temporarily limiting requests"),
+    "retrying": retrying,
     "auth": auth,
+    "resumed-cut-off": resumed_cut_off,
     "status": status,
     "queued-input": queued_input,
 }

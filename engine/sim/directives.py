@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import math
 
-# Steps that take time and show the spinner; the others happen at once.
+# Steps that take time and show the spinner; the others happen at once, but for a failing request
+# (`error`), which takes time showing its retry line instead (it is no work: see `Directive.timed`).
 TIMED = frozenset({"work", "compact", "hang"})
-# Steps that end the turn with an error line.
+# Steps that end the turn (or, for a recovered error, hold it up) before any answer is shown.
 STOPS = frozenset({"quota", "error", "auth"})
 DEFAULT_LIMIT_MESSAGE = "You've hit your limit · resets 3am"
+# `error` failures the simulator knows (keys of render.API_FAILURES); any other status is a 500.
+ERROR_STATUSES = ("429", "500", "529")
 
 
 class Directive:
     """One step: `kind` plus its argument; `source` is the line it came from, kept for --resume."""
 
-    __slots__ = ("kind", "path", "seconds", "source", "status", "text")
+    __slots__ = ("kind", "path", "recovered", "seconds", "source", "text")
 
     def __init__(
-        self, kind: str, source: str, seconds: float = 0.0, text: str = "", path: str = "", status: int = 0
+        self,
+        kind: str,
+        source: str,
+        seconds: float = 0.0,
+        text: str = "",
+        path: str = "",
+        recovered: bool = False,
     ) -> None:
         self.kind = kind
         self.source = source
         self.seconds = seconds
         self.text = text
         self.path = path
-        self.status = status
+        self.recovered = recovered
 
     @property
     def timed(self) -> bool:
+        """Work that takes time: a turn without any is given some, a failing request's retries aside."""
         return self.kind in TIMED
 
     def __repr__(self) -> str:
@@ -90,14 +100,24 @@ def parse_line(line: str) -> Directive | None:
         return Directive("say", source, text=unquote(rest))
     if verb == "quota":
         return Directive("quota", source, text=unquote(rest) or DEFAULT_LIMIT_MESSAGE)
-    if verb == "error":
-        return Directive("error", source, status=int(rest) if rest.isdigit() else 500)
+    if verb in ("error", "throttle"):
+        return _failure(verb, rest, source)
     if verb in ("auth", "crash"):
         return Directive(verb, source)
     if verb == "append":
         path, text = _split_path(rest)
         return Directive("append", source, path=path, text=unquote(text)) if path else None
     return None
+
+
+def _failure(verb: str, rest: str, source: str) -> Directive:
+    """`error [429|500|529] [recovered]` or `throttle [recovered]`: `text` names the failure."""
+    words = rest.lower().split()
+    if verb == "throttle":
+        failure = "throttle"
+    else:
+        failure = words[0] if words and words[0] in ERROR_STATUSES else "500"
+    return Directive("error", source, text=failure, recovered="recovered" in words)
 
 
 def parse_task(text: str) -> list[Directive]:

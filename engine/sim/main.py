@@ -1,42 +1,56 @@
 """`cfo-sim-claude`: a stand-in for the Claude Code TUI that reads the same in `tmux capture-pane` text.
 
-Where the real agent's behaviour is not pinned down by the design, the simulator does this:
+It copies what version 2.1.197 shows (`../shared/real-claude/`): prompts echoed in full after `❯ `,
+answers marked `●`, a box line of `❯` and a no-break space, `⎿` lines with a no-break space too. Where
+the real agent's behaviour is not pinned down, the simulator does this:
 
-- Answers: `⏺ Working on: <first line>` when a turn starts and `⏺ Done: <first line>` when it
+- Answers: `● Working on: <first line>` when a turn starts and `● Done: <first line>` when it
   completes, then `✻ <Verb> for <time>`. A turn whose first step is a stop shows its error right
   under the prompt, with no answer, as a request that fails at once does.
-- Limit stops end with a turn-end line like the real ones; API errors, auth stops and interrupts
-  do not. A turn without a timed step (`work`, `compact`, `hang`) works for `CFO_SIM_DEFAULT_WORK`
-  (a duration, default 1s) after its other steps. Owed directives of an earlier task run before
-  the new prompt's own. Unknown or malformed `sim:` lines are ignored.
-- `sim-quota` is checked before every step and every 200 ms of a timed step (`hang` included); the
-  step it cuts short stays owed and is redone.
-- With `sim-limit-menu` the limit message is printed as the error line with `/rate-limit-options`
-  under it, and the menu replaces box and footer. Up/Down move, Enter picks, Esc cancels, typed
-  text is dropped. Option 1 adds "Waiting for the limit to reset."; option 2 prints a billing
-  line; either way the turn then ends as a limit stop (turn-end line, Stop hooks).
-- Esc (or Ctrl-C) in a turn prints `  ⎿  Interrupted by user` and records `[Request interrupted by
-  user]`; as in the real agent, Stop hooks do not run for an interrupt.
+- Every stop ends with a turn-end line, as in the real agent: a failed request (`error`, `throttle`)
+  shows `● API Error: …` in the answer's place; a limit (`quota`) or login failure (`auth`) shows
+  its message as a `⎿` line. Interrupts have no turn-end line.
+- A failed request is first retried: for `CFO_SIM_RETRY_WAIT` (a duration, default 500ms) per
+  attempt, the spinner reads `✻ API error · Retrying in 1s · attempt 1/2`, then names the error on
+  the last attempt (`✻ 529 Overloaded · … · attempt 2/2`), then the error is shown. `recovered` makes
+  the first retry succeed: the turn goes on.
+- A turn without a timed step (`work`, `compact`, `hang`) works for `CFO_SIM_DEFAULT_WORK` (a
+  duration, default 1s) after its other steps. Owed directives of an earlier task run before the
+  new prompt's own. Unknown or malformed `sim:` lines are ignored.
+- `sim-quota` is checked before every step and every 200 ms of a timed step (`hang` and retries
+  included); the step it cuts short stays owed and is redone.
+- With `sim-limit-menu`, after a limit's turn-end line the agent runs `/rate-limit-options` itself
+  (echoed like a prompt) and its menu replaces box and footer, the limit line still in view above.
+  Up/Down move, Enter picks, Esc cancels, typed text is dropped. Option 1 adds "Waiting for the
+  limit to reset."; option 2 prints an upgrade line; the box comes back either way.
+- Esc (or Ctrl-C) in a turn prints `  ⎿  Interrupted · What should Claude do instead?` and records
+  `[Request interrupted by user]`; as in the real agent, Stop hooks do not run for an interrupt.
 - Messages submitted while busy wait under the box as `  > <first line>` and run one turn each,
-  in order, after any kind of turn end.
+  in order, after any kind of turn end (and once the limit menu is closed).
 - The 100 ms Enter guard follows every bracketed paste; Ctrl-J and backslash-Enter insert a line
   break (only CR submits); Backspace removes a paste marker whole. Ctrl-C clears the box and
   interrupts; a second one within 1 s quits with status 0 (Ctrl-D likewise, from an empty box).
 - A fresh conversation shows a suggestion (`Try "…"`) in its empty box until the first prompt.
   A clean exit prints `Resume this session with:` / `claude --resume <id>` once a transcript exists.
 - Stop hooks are read once at start, like the real agent's snapshot of its settings, and run
-  without waiting; their output is discarded.
+  without waiting; their output is discarded. They run at every turn end but interrupts.
+- Records carry `uuid`, `parentUuid` (the record before in the conversation) and `timestamp`; each
+  turn end adds a `turn_duration` system record. `CFO_SIM_ERROR_FIRST=1` writes a stop met at once
+  (a limit, a login failure) to the file before the prompt it answers, as the real agent sometimes
+  does; `parentUuid` and timestamps keep the true order.
 - Every record written during a turn carries `simPending`, the directive lines still owed (the one
-  in progress included); `--resume` continues the last value, keeps the session id and file, and
-  shows the earlier conversation again. It looks only in the current directory's project folder.
+  in progress included); `--resume` continues the latest value, keeps the session id and file, and
+  shows the earlier conversation again, in `parentUuid` order and without turn-end lines (a prompt
+  cut off before any answer shows with nothing under it). It looks only in the current directory's
+  project folder.
 - `--session-id UUID` starts a new conversation under that id, as the real flag does.
 - Slash commands: `/status`, `/exit` and `/quit` (`  ⎿  Bye!`), `/clear` (new session, screen and
   owed directives cleared); any other prints `Unknown slash command: <name>`.
 - `CFO_SIM_HEADSTART` (a duration) makes every turn report that much more time, in the spinner and
   the turn-end line, so screens past a minute can be produced without waiting a minute.
-- `CFO_SIM_STYLE=new` copies newer versions: prompts echoed with `❯ ` (so `❯` also appears above
-  the box), answers marked `●`, `↓` tokens and no `esc to interrupt` in the spinner, and
-  `Interrupted · What should Claude do instead?`. Shift+Tab cycles the permission modes' footers.
+- `CFO_SIM_STYLE=old` copies older versions: prompts echoed with `> `, answers marked `⏺`, `↑`
+  tokens and `esc to interrupt` in the spinner, and `Interrupted by user`. Shift+Tab cycles the
+  permission modes' footers.
 """
 
 from __future__ import annotations
@@ -56,9 +70,30 @@ from engine.sim.transcript import History, is_uuid, load, new_uuid, project_dir
 USAGE = """Usage: cfo-sim-claude [--model M] [--resume UUID | --session-id UUID]
                       [--dangerously-skip-permissions] [--version]
 
-A simulated Claude Code for demos and tests. The account is $CLAUDE_CONFIG_DIR (default ~/.claude).
-Task lines starting `sim:` direct it: work 3s, compact 2s, say "TEXT", quota "MSG", error 529|500,
-auth, crash, hang, append PATH TEXT.
+A simulated Claude Code (as version 2.1.197 shows it) for demos and tests. The account is
+$CLAUDE_CONFIG_DIR (default ~/.claude). Task lines starting `sim:` direct it, in order:
+
+  sim: work 3s             work (spinner) for a while; also 500ms, 2m
+  sim: compact 2s          compact the conversation for a while
+  sim: hang                work for ever
+  sim: say "TEXT"          an answer line; the turn goes on
+  sim: append PATH TEXT    append a line to a file (a side effect of the task)
+  sim: quota "MSG"         a usage limit (subscriber): MSG as a ⎿ line, a 429 rate_limit record
+  sim: error 529           retries, then `● API Error: 529 Overloaded. …` (record: server_error)
+  sim: error 500           retries, then `● API Error: 500 Internal server error. …` (server_error)
+  sim: error 429           retries, then `● API Error: Request rejected (429) · …` (an API key's
+                           rate limit; record: 429 rate_limit)
+  sim: throttle            retries, then `● API Error: Server is temporarily limiting requests (not
+                           your usage limit) · Rate limited` (record: 429 rate_limit)
+  sim: error 529 recovered a retry that succeeds: the turn goes on (also for 500, 429, throttle)
+  sim: auth                `⎿  Not logged in · Please run /login` (record: 401 authentication_failed)
+  sim: crash               exit with status 1
+
+Every stop ends the turn with a turn-end line; the task's remaining lines run at the next prompt.
+Files in the account: sim-quota (exhausted: every prompt stops with the limit message it holds),
+sim-limit-menu (after a limit, run /rate-limit-options and open its menu).
+Environment: CFO_SIM_DEFAULT_WORK, CFO_SIM_RETRY_WAIT, CFO_SIM_HEADSTART (durations),
+CFO_SIM_ERROR_FIRST=1 (a stop met at once is written before its prompt), CFO_SIM_STYLE=old.
 """
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ESC_WAIT = 0.05  # a lone ESC is the Esc key unless the rest of a sequence follows this soon
@@ -138,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         config_dir=config_dir,
         model=parsed.model,
         bypass=parsed.bypass,
-        new_style=os.environ.get("CFO_SIM_STYLE", "").lower() == "new",
+        new_style=os.environ.get("CFO_SIM_STYLE", "").lower() != "old",
         default_work=_env_duration("CFO_SIM_DEFAULT_WORK", 1.0),
         headstart=_env_duration("CFO_SIM_HEADSTART", 0.0),
+        retry_wait=_env_duration("CFO_SIM_RETRY_WAIT", 0.5),
+        error_first=os.environ.get("CFO_SIM_ERROR_FIRST", "") == "1",
     )
     hooks = HookRunner(load_stop_hooks(config_dir))
     with Terminal() as terminal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from unicodedata import east_asian_width
 
 VERSION = "2.0.0"
@@ -16,15 +17,50 @@ FOOTERS = {
     "plan": "⏸ plan mode on (shift+tab to cycle)",
 }
 MENU_TITLE = "What do you want to do?"
-MENU_OPTIONS = ("Stop and wait for limit to reset", "Add funds to continue with extra usage")
+MENU_OPTIONS = ("Stop and wait for limit to reset", "Upgrade your plan")
 MENU_HINT = "Enter to confirm · Esc to cancel"
 MENU_COMMAND = "/rate-limit-options"
 PLACEHOLDERS = ('Try "refactor <filepath>"', 'Try "write a test for <filepath>"', 'Try "fix lint errors"')
-ERROR, ERROR_INDENT = "  ⎿  ", "     "
-ECHO_LINES = 3
-API_ERRORS = {
-    529: ("overloaded", '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'),
-    500: ("api_error", '{"type":"error","error":{"type":"api_error","message":"Internal server error"}}'),
+# The real agent puts a no-break space after the ⎿ of its result lines and after the ❯ of its box.
+ERROR, ERROR_INDENT = "  ⎿ \u00a0", "     "
+BOX = "❯\u00a0"
+API_ERROR_PREFIX = "API Error"
+SERVER_SIDE = "This is a server-side issue, usually temporary — try again in a moment."
+
+
+class Failure:
+    """A request that fails: its record's status and `error`, what the retry line calls it on the last
+    attempt (`API error` before that), its final text."""
+
+    __slots__ = ("error", "label", "status", "text")
+
+    def __init__(self, status: int, error: str, label: str, text: str) -> None:
+        self.status = status
+        self.error = error
+        self.label = label
+        self.text = text
+
+
+RATE_LIMIT = "This request would exceed your account's rate limit. Please try again later."
+RETRY_LABEL = "API error"
+# As version 2.1 words them; its transcript calls 500 and 529 alike a server error.
+API_FAILURES = {
+    "529": Failure(529, "server_error", "529 Overloaded", f"API Error: 529 Overloaded. {SERVER_SIDE}"),
+    "500": Failure(
+        500,
+        "server_error",
+        "500 Internal server error",
+        f"API Error: 500 Internal server error. {SERVER_SIDE}",
+    ),
+    "429": Failure(
+        429, "rate_limit", f"429 {RATE_LIMIT}", f"API Error: Request rejected (429) · {RATE_LIMIT}"
+    ),
+    "throttle": Failure(
+        429,
+        "rate_limit",
+        "429 Rate limited",
+        "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited",
+    ),
 }
 
 
@@ -111,9 +147,8 @@ def banner(cwd: str, model: str, width: int) -> list[str]:
 
 
 def echo(text: str, width: int, mark: str) -> list[str]:
-    """A submitted prompt above the box: its first rows, then `…` when there is more."""
-    rows = block(mark, text.strip("\n"), width, "  ")
-    return rows if len(rows) <= ECHO_LINES else [*rows[:ECHO_LINES], "  …"]
+    """A submitted prompt above the box, every line of it."""
+    return block(mark, text.strip("\n"), width, "  ")
 
 
 def answer(text: str, width: int, glyph: str = "⏺") -> list[str]:
@@ -125,13 +160,10 @@ def error(text: str, width: int) -> list[str]:
     return block(ERROR, text, width, ERROR_INDENT)
 
 
-def api_error_text(status: int) -> str:
-    body = API_ERRORS.get(status, API_ERRORS[500])[1]
-    return f"API Error: {status} {body}"
-
-
-def api_error_kind(status: int) -> str:
-    return API_ERRORS.get(status, API_ERRORS[500])[0]
+def stop(text: str, width: int, glyph: str) -> list[str]:
+    """The agent's own message that ended a turn: a failed request in the answer's place (`● API Error:
+    …`, after a blank line), a limit or login message as an error line right under what is above it."""
+    return ["", *answer(text, width, glyph)] if text.startswith(API_ERROR_PREFIX) else error(text, width)
 
 
 def spinner(elapsed: float, verb: str, token_count: int | None, esc_hint: bool, arrow: str = "↑") -> str:
@@ -145,6 +177,15 @@ def spinner(elapsed: float, verb: str, token_count: int | None, esc_hint: bool, 
     return f"{glyph} {verb}… ({' · '.join(parts)})"
 
 
+def retry(elapsed: float, failure: Failure, wait_left: float, attempt: int, attempts: int) -> str:
+    """`✻ API error · Retrying in 1s · attempt 1/2`, `✻ 529 Overloaded · Retrying in 1s · attempt 2/2`: the
+    spinner while a failed request waits to be sent again, naming the error on the last attempt; no
+    ellipsis, no timer."""
+    glyph = FRAMES[int(elapsed * 5) % len(FRAMES)]
+    label = failure.label if attempt == attempts else RETRY_LABEL
+    return f"{glyph} {label} · Retrying in {math.ceil(wait_left)}s · attempt {attempt}/{attempts}"
+
+
 def turn_end(verb: str, elapsed: float) -> str:
     return f"✻ {verb} for {duration(elapsed)}"
 
@@ -156,11 +197,11 @@ def compacted(width: int) -> str:
 
 
 def box(text: str, width: int, max_rows: int) -> list[str]:
-    """The input box: a rule, `❯ ` and the text (wrapped, newest rows kept), a rule.
+    """The input box: a rule, `❯` and the text (wrapped, newest rows kept), a rule.
 
     `text` may be a placeholder: capture-pane text loses its grey, so it reads like typed text.
     """
-    rows = block("❯ ", text, width - 1, "  ")
+    rows = block(BOX, text, width - 1, "  ")
     return [rule(width), *rows[-max(max_rows, 1) :], rule(width)]
 
 
@@ -177,9 +218,9 @@ def footer(text: str) -> str:
 def menu(selected: int, width: int) -> list[str]:
     """The limit menu that takes the place of the box and footer; its `❯` marks an option, not a prompt."""
     options = [
-        (" ❯ " if i == selected else "   ") + f"{i + 1}. {label}" for i, label in enumerate(MENU_OPTIONS)
+        ("  ❯ " if i == selected else "    ") + f"{i + 1}. {label}" for i, label in enumerate(MENU_OPTIONS)
     ]
-    return [rule(width), " " + MENU_TITLE, "", *options, "", " " + MENU_HINT]
+    return [rule(width), "  " + MENU_TITLE, "", *options, "", "  " + MENU_HINT]
 
 
 def status(session_id: str, cwd: str, model: str, account: str, mode: str, width: int) -> list[str]:

@@ -83,12 +83,12 @@ SIM_STYLES = ("old", "new")
 
 
 def use_sim_style(style: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Agents started from now on echo prompts the `old` (`> `) or the `new` (`❯ `) way.
+    """Agents started from now on echo prompts the `old` (`> `) or the `new` (`❯ `, the default) way.
 
     Call it before the test's tmux server starts: its sessions inherit the server's environment.
     """
-    if style == "new":
-        monkeypatch.setenv("CFO_SIM_STYLE", "new")
+    if style == "old":
+        monkeypatch.setenv("CFO_SIM_STYLE", "old")
     else:
         monkeypatch.delenv("CFO_SIM_STYLE", raising=False)
 

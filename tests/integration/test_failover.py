@@ -83,9 +83,6 @@ def test_a_run_left_on_the_exhausted_account_moves_alone_when_it_meets_the_limit
     assert "requeued" not in [e["type"] for e in ws.events()]
 
 
-THROTTLE = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited"
-
-
 def test_a_429_record_swaps_though_the_screen_wording_is_new(ws: Workspace) -> None:
     ws.data["pool"]["autonomous"].update(min=1, max=1)
     ran = ws.root / "ran.log"
@@ -101,7 +98,9 @@ def test_a_429_record_swaps_though_the_screen_wording_is_new(ws: Workspace) -> N
 
 def test_server_errors_never_swap(ws: Workspace) -> None:
     # The throttle comes as a 429 record, as the real agent writes it: its wording says it is no usage limit.
-    body = f'Flaky API\nsim: error 529\nsim: error 500\nsim: quota "{THROTTLE}"\nsim: work 200ms'
+    body = (
+        "Flaky API\nsim: error 529\nsim: error 500\nsim: throttle\nsim: error 529 recovered\nsim: work 200ms"
+    )
     ws.add_task("web", "flaky", body)
     engine = new_engine(ws)
     run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60)
@@ -112,6 +111,20 @@ def test_server_errors_never_swap(ws: Workspace) -> None:
     reasons = [str(e["reason"]) for e in ws.events() if e["type"] == "api_error"]
     assert any("529" in r for r in reasons) and any("500" in r for r in reasons)
     assert any("not your usage limit" in r for r in reasons)
+
+
+def test_an_api_keys_429_after_the_agents_retries_swaps_and_the_task_finishes_on_the_next_account(
+    ws: Workspace,
+) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ran = ws.root / "ran.log"
+    ws.add_task("web", "t", f"Rate limited\nsim: error 429\nsim: append {ran} A")
+    engine = new_engine(ws)
+    run_engine(engine, lambda: ws.done("web") == ["t.md"], timeout=60)
+    [swap] = swaps(ws)
+    assert swap["account"] == "secondary"
+    assert ran.read_text().split() == ["A"]  # not taken as done at the error
+    assert footer_account(ws, "web", "t.md") == "secondary"
 
 
 def test_a_529_already_answered_does_not_block_a_fresh_limit_hit(ws: Workspace) -> None:
@@ -297,7 +310,7 @@ def test_dedicated_session_is_resumed_and_its_limit_menu_closed_with_esc(ws: Wor
     assert "ccl-1-vault" in swap["resumed"]  # type: ignore[operator]
     pane = ws.tmux.capture("ccl-1-vault", 300)
     # Enter on the menu would have picked an option (the default one waits for the reset); Esc closed it.
-    assert "Add funds at" not in pane and "Waiting for the limit to reset." not in pane
+    assert "Upgrade your plan at" not in pane and "Waiting for the limit to reset." not in pane
     assert str(ws.root / "accounts" / "secondary") in pane
     wait_until(lambda: "bypass permissions" in ws.tmux.capture("ccl-1-vault", 20), what="resumed agent up")
     folder = conversation_dir(ws.root / "shared", vault)

@@ -19,7 +19,8 @@ from tests.helpers import wait_until
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SPINNER = re.compile(r"^[·✢✳✶✻✽] \w+… \(\d+s · ↑ [\d.k]+ tokens · esc to interrupt\)$", re.M)
+SPINNER = re.compile(r"^[·✢✳✶✻✽] \w+… \(\d+s · ↓ [\d.k]+ tokens\)$", re.M)
+RETRY = re.compile(r"^[·✢✳✶✻✽] \S.* · Retrying in \d+s · attempt [12]/2$", re.M)
 TURN_END = re.compile(r"^✻ \w+ for \d+s$", re.M)
 FOOTER = "  ⏵⏵ bypass permissions on (shift+tab to cycle)"
 PLACEHOLDER = re.compile(r'^Try "[^"]*"$')
@@ -71,6 +72,11 @@ class Sim:
         return status
 
     def screen(self) -> str:
+        """The pane as the engine reads it: the no-break spaces after `❯` and `⎿` as plain ones."""
+        lines = self.raw_screen().replace("\u00a0", " ").splitlines()
+        return "\n".join(line.rstrip() for line in lines)
+
+    def raw_screen(self) -> str:
         return self.tmux.capture(self.name, lines=200)
 
     def box(self) -> str | None:
@@ -151,10 +157,11 @@ def test_multiline_paste_then_lone_enter_is_submitted_once_and_worked_on(sim: Si
     time.sleep(0.15)
     sim.tmux.send_enter(sim.name)
     working = sim.wait_for(SPINNER)
-    assert "⏺ Working on: [001-fix.md] Fix the rounding of refunds" in working
+    assert "● Working on: [001-fix.md] Fix the rounding of refunds" in working
     ended = sim.wait_for(TURN_END)
-    assert ended.count("> [001-fix.md] Fix the rounding of refunds") == 1
-    assert "\n  Detail line 2 of the task.\n  Detail line 3 of the task.\n  …\n" in ended
+    assert ended.count("❯ [001-fix.md] Fix the rounding of refunds") == 1
+    echoed = "".join(f"\n  Detail line {i} of the task." for i in range(2, 40)) + "\n  sim: work 1s\n"
+    assert echoed in ended  # every line of the prompt, as the real one echoes it
     assert user_prompts(sim.records()) == [TASK_40]
     assert sim.box() == ""
 
@@ -168,7 +175,7 @@ def test_paste_without_a_late_enter_stays_unsubmitted(sim: Sim, enter: str) -> N
     sim.wait_for("❯ [Pasted text #1 +40 lines]")
     time.sleep(0.3)
     assert sim.box() == "[Pasted text #1 +40 lines]"
-    assert "> [001-fix.md]" not in sim.screen()
+    assert "❯ [001-fix.md]" not in sim.screen()
     assert sim.records() == []
     sim.tmux.send_enter(sim.name)  # a lone Enter later still submits the paste, once
     sim.wait_for(TURN_END)
@@ -201,10 +208,11 @@ def test_quota_directive_prints_the_message_as_error_line_and_records_429(sim: S
     sim.start()
     sim.submit('Ship it\nsim: work 300ms\nsim: quota "You\'ve hit your limit · resets 5pm (Europe/Paris)"')
     screen = sim.wait_for("  ⎿  You've hit your limit · resets 5pm (Europe/Paris)")
-    assert "⏺ Working on: Ship it\n  ⎿  You've hit your limit" in screen  # right under the answer
+    assert "● Working on: Ship it\n  ⎿  You've hit your limit" in screen  # right under the answer
     assert TURN_END.search(screen.split("  ⎿  You've hit your limit")[1])  # a limit stop ends the turn
     assert sim.box() == ""
-    stop = sim.records()[-1]
+    *_, stop, duration = sim.records()
+    assert duration["subtype"] == "turn_duration" and duration["parentUuid"] == stop["uuid"]
     assert stop["type"] == "assistant"
     assert stop["isApiErrorMessage"] is True
     assert stop["apiErrorStatus"] == 429
@@ -212,37 +220,71 @@ def test_quota_directive_prints_the_message_as_error_line_and_records_429(sim: S
     assert stop["message"]["content"][0]["text"] == "You've hit your limit · resets 5pm (Europe/Paris)"
 
 
+SERVER_SIDE = "This is a server-side issue, usually temporary — try again in a moment."
+RATE_LIMIT = "This request would exceed your account's rate limit. Please try again later."
+THROTTLE = "Server is temporarily limiting requests (not your usage limit) · Rate limited"
+
+
 @pytest.mark.parametrize(
-    ("directive", "line", "status", "error"),
+    ("directive", "shown", "status", "error"),
     [
-        (
-            "sim: error 529",
-            'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
-            529,
-            "overloaded",
-        ),
-        (
-            "sim: error 500",
-            'API Error: 500 {"type":"error","error":{"type":"api_error","message":"Internal server error"}}',
-            500,
-            "api_error",
-        ),
-        ("sim: auth", "Not logged in · Please run /login", 401, "authentication_failed"),
+        ("sim: error 529", f"● API Error: 529 Overloaded. {SERVER_SIDE}", 529, "server_error"),
+        ("sim: error 500", f"● API Error: 500 Internal server error. {SERVER_SIDE}", 500, "server_error"),
+        ("sim: error 429", f"● API Error: Request rejected (429) · {RATE_LIMIT}", 429, "rate_limit"),
+        ("sim: throttle", f"● API Error: {THROTTLE}", 429, "rate_limit"),
+        ("sim: auth", "  ⎿  Not logged in · Please run /login", 401, "authentication_failed"),
     ],
 )
-def test_api_stops_keep_the_remaining_directives_for_the_next_prompt(
-    sim: Sim, tmp_path: Path, directive: str, line: str, status: int, error: str
+def test_api_stops_end_the_turn_and_keep_the_remaining_directives_for_the_next_prompt(
+    sim: Sim, tmp_path: Path, directive: str, shown: str, status: int, error: str
 ) -> None:
     out = tmp_path / "after.txt"
     sim.start()
     sim.submit(f"Retry webhooks\n{directive}\nsim: append {out} after")
-    sim.wait_for(f"  ⎿  {line}")
-    stop = sim.records()[-1]
+    screen = sim.wait_for(shown)
+    assert TURN_END.search(screen.split(shown)[1])  # then an ordinary turn-end line, as after any turn
+    assert "Working on" not in screen  # it failed before any answer
+    stop = next(r for r in sim.records() if r["type"] == "assistant")
     assert (stop["apiErrorStatus"], stop["error"], stop["isApiErrorMessage"]) == (status, error, True)
+    assert stop["message"]["model"] == "<synthetic>"
+    assert stop["message"]["content"][0]["text"] == shown.removeprefix("● ").removeprefix("  ⎿  ")
     assert not out.exists()
     sim.submit("continue")
     wait_until(lambda: out.exists() and out.read_text() == "after\n", timeout=5, what="the owed append")
-    assert sim.screen().count(f"  ⎿  {line}") == 1  # the stop itself is not run again
+    assert sim.screen().count(shown) == 1  # the stop itself is not run again
+
+
+@pytest.mark.parametrize(
+    ("directive", "label"),
+    [
+        ("error 529", "529 Overloaded"),
+        ("error 500", "500 Internal server error"),
+        ("error 429", f"429 {RATE_LIMIT}"),
+        ("throttle", "429 Rate limited"),
+    ],
+)
+def test_a_failed_request_is_retried_with_a_spinner_before_its_error(
+    sim: Sim, directive: str, label: str
+) -> None:
+    sim.start(CFO_SIM_RETRY_WAIT="1500ms")
+    sim.submit(f"Flaky\nsim: {directive}")
+    screen = sim.wait_for("API error · Retrying in 2s · attempt 1/2")
+    assert RETRY.search(screen) and not SPINNER.search(screen)
+    assert "  ⎿  Tip: " in screen  # the real one shows a tip under it too
+    assert sim.records()[-1]["type"] == "user"  # nothing recorded while it retries
+    sim.wait_for(f"{label} · Retrying in 2s · attempt 2/2")  # the last attempt names the error
+    screen = sim.wait_for(TURN_END, timeout=5)
+    assert not RETRY.search(screen) and "Tip: " not in screen
+
+
+def test_a_recovered_request_goes_on_with_the_turn_and_records_no_error(sim: Sim) -> None:
+    sim.start()
+    sim.submit('Flaky once\nsim: error 529 recovered\nsim: say "went through"')
+    sim.wait_for(RETRY)
+    screen = sim.wait_for(TURN_END, timeout=5)
+    assert "● went through" in screen and "● Done: Flaky once" in screen
+    assert "API Error" not in screen
+    assert not [r for r in sim.records() if r.get("isApiErrorMessage")]
 
 
 def test_quota_file_stops_work_in_progress(sim: Sim) -> None:
@@ -255,31 +297,37 @@ def test_quota_file_stops_work_in_progress(sim: Sim) -> None:
     assert time.monotonic() - started < 1.5
     assert not SPINNER.search(screen)
     assert sim.box() == ""
-    assert sim.records()[-1]["apiErrorStatus"] == 429
+    assert sim.records()[-2]["apiErrorStatus"] == 429  # then the turn's duration
     sim.submit("continue")  # the account is still exhausted: the next prompt stops at once
     wait_until(lambda: sim.screen().count("  ⎿  5-hour limit reached ∙ resets 7pm") == 2, what="second stop")
 
 
-def test_limit_menu_takes_the_box_and_esc_closes_it(sim: Sim) -> None:
+def test_after_a_limit_the_agent_opens_the_limit_menu_itself_and_esc_closes_it(sim: Sim) -> None:
     sim.quota_file("You've hit your limit · resets 3am", menu=True)
     sim.start()
     sim.submit("Anything")
     screen = sim.wait_for("Enter to confirm · Esc to cancel")
-    assert screen.splitlines()[-11:] == [
-        "> Anything",
+    tail = screen.splitlines()[-14:]
+    assert TURN_END.match(tail[3])  # the turn ended first; the limit line stays in view
+    assert tail[:3] + tail[4:] == [
+        "❯ Anything",
         "  ⎿  You've hit your limit · resets 3am",
-        "     /rate-limit-options",
+        "",
+        "",
+        "❯ /rate-limit-options",
         "",
         "─" * 120,
-        " What do you want to do?",
+        "  What do you want to do?",
         "",
-        " ❯ 1. Stop and wait for limit to reset",
-        "   2. Add funds to continue with extra usage",
+        "  ❯ 1. Stop and wait for limit to reset",
+        "    2. Upgrade your plan",
         "",
-        " Enter to confirm · Esc to cancel",
+        "  Enter to confirm · Esc to cancel",
     ]
     assert sim.box() is None
     assert FOOTER not in screen
+    assert [r["type"] for r in sim.records()] == ["user", "assistant", "system"]  # no record of the menu
+    assert sim.records()[1]["apiErrorStatus"] == 429
     sim.tmux.send_text(sim.name, "/exit")  # typed text goes nowhere while the menu is up
     time.sleep(0.2)
     assert sim.tmux.has_session(sim.name)
@@ -289,19 +337,19 @@ def test_limit_menu_takes_the_box_and_esc_closes_it(sim: Sim) -> None:
     screen = sim.screen()
     assert screen.count("  ⎿  You've hit your limit · resets 3am") == 1
     assert "What do you want to do?" not in screen
-    assert TURN_END.search(screen)
-    assert sim.records()[-1]["apiErrorStatus"] == 429
+    assert len(TURN_END.findall(screen)) == 1
 
 
-def test_limit_menu_second_option_prints_a_billing_line(sim: Sim) -> None:
+def test_limit_menu_second_option_prints_an_upgrade_line_and_queued_input_waits_for_it(sim: Sim) -> None:
     sim.quota_file("You've hit your limit · resets 3am", menu=True)
     sim.start()
     sim.submit("Anything")
     sim.wait_for("❯ 1. Stop and wait for limit to reset")
     sim.tmux.send_keys(sim.name, "Down")
-    sim.wait_for("❯ 2. Add funds to continue with extra usage")
+    sim.wait_for("❯ 2. Upgrade your plan")
     sim.tmux.send_enter(sim.name)
-    screen = sim.wait_for("https://claude.ai/settings/billing")
+    screen = sim.wait_for("https://claude.ai/upgrade")
+    assert "❯ /rate-limit-options\n  ⎿  Upgrade your plan at" in screen
     assert "  ⎿  You've hit your limit · resets 3am" in screen
 
 
@@ -342,7 +390,7 @@ def test_resume_appends_to_the_same_transcript_and_finishes_the_owed_directives(
     sim.tmux.kill_session(sim.name)
     sim.start("--resume", transcript.stem)
     screen = sim.screen()
-    assert "> Migrate the data" in screen  # the earlier conversation is shown again
+    assert "❯ Migrate the data" in screen  # the earlier conversation is shown again
     sim.submit("continue")
     wait_until(lambda: out.exists() and out.read_text() == "done\n", timeout=5, what="the owed append")
     sim.wait_for(TURN_END)
@@ -353,6 +401,38 @@ def test_resume_appends_to_the_same_transcript_and_finishes_the_owed_directives(
     assert added[0]["message"]["content"] == "continue"
     assert {r["sessionId"] for r in added} == {transcript.stem}
     assert added[0]["parentUuid"] == json.loads(before[-1])["uuid"]
+
+
+def test_resume_of_a_turn_cut_off_before_any_answer_shows_its_prompt_alone(sim: Sim) -> None:
+    sim.start(CFO_SIM_RETRY_WAIT="30s")
+    sim.submit("[a003.md] Reply in one sentence.\nSecond line of the task.\nsim: error 529")
+    sim.wait_for(RETRY)  # nothing answered yet
+    [transcript] = sim.transcripts()
+    sim.tmux.kill_session(sim.name)
+    sim.start("--resume", transcript.stem)
+    lines = sim.screen().splitlines()
+    rule = "─" * 120
+    prompt = lines.index("❯ [a003.md] Reply in one sentence.")
+    assert lines[prompt:] == [*lines[prompt : prompt + 3], "", rule, "❯", rule, FOOTER]
+    assert lines[prompt + 1 : prompt + 3] == ["  Second line of the task.", "  sim: error 529"]
+
+
+def test_a_stop_written_before_its_prompt_is_replayed_after_it(sim: Sim) -> None:
+    sim.quota_file("You've hit your limit · resets 3am")
+    sim.start(CFO_SIM_ERROR_FIRST="1")
+    sim.submit("Limited at once")
+    sim.wait_for(TURN_END)
+    [transcript] = sim.transcripts()
+    error, prompt, duration = (json.loads(line) for line in transcript.read_text().splitlines())
+    assert (error["type"], prompt["type"], error["parentUuid"]) == ("assistant", "user", prompt["uuid"])
+    sim.tmux.kill_session(sim.name)
+    (sim.account / "sim-quota").unlink()
+    sim.start("--resume", transcript.stem)
+    assert "\n❯ Limited at once\n  ⎿  You've hit your limit · resets 3am\n" in sim.screen()
+    sim.submit("continue")
+    sim.wait_for(TURN_END)
+    added = json.loads(transcript.read_text().splitlines()[3])
+    assert added["message"]["content"] == "continue" and added["parentUuid"] == duration["uuid"]
 
 
 def test_resume_of_an_unknown_session_fails(tmp_path: Path) -> None:
@@ -379,6 +459,7 @@ def test_box_stays_visible_while_working(sim: Sim) -> None:
     spinner_at = max(i for i, line in enumerate(lines) if SPINNER.match(line))
     rule = "─" * 120
     assert lines[spinner_at + 1 :] == ["", rule, "❯", rule, FOOTER]
+    assert f"{rule}\n❯\u00a0\n{rule}" in sim.raw_screen()  # a no-break space after ❯, as in the real box
     sim.tmux.send_text(sim.name, "typed meanwhile")
     wait_until(
         lambda: sim.box() == "typed meanwhile" and SPINNER.search(sim.screen()), what="text in the box"
@@ -394,7 +475,7 @@ def test_input_submitted_while_working_waits_under_the_box_then_runs(sim: Sim) -
     assert "Session ID:" not in sim.screen()
     screen = sim.wait_for("Session ID: ")
     assert TURN_END.search(screen)
-    assert screen.index("✻ ") < screen.index("> /status\n  ⎿  ")
+    assert screen.index("✻ ") < screen.index("❯ /status\n  ⎿  ")
     assert f"     Session ID: {sim.transcripts()[0].stem}" in screen
     assert sim.below_box() == [FOOTER]
 
@@ -404,7 +485,7 @@ def test_esc_interrupts_the_turn(sim: Sim) -> None:
     sim.submit("Slow\nsim: work 30s")
     sim.wait_for(SPINNER)
     sim.tmux.send_keys(sim.name, "Escape")
-    screen = sim.wait_for("  ⎿  Interrupted by user", timeout=3)
+    screen = sim.wait_for("  ⎿  Interrupted · What should Claude do instead?", timeout=3)
     assert not SPINNER.search(screen)
     assert not TURN_END.search(screen)
     assert sim.box() == ""
@@ -413,15 +494,21 @@ def test_esc_interrupts_the_turn(sim: Sim) -> None:
     ]
 
 
-def test_newer_style_past_a_minute(sim: Sim) -> None:
-    sim.start(CFO_SIM_STYLE="new", CFO_SIM_HEADSTART="100s")
+def test_past_a_minute(sim: Sim) -> None:
+    sim.start(CFO_SIM_HEADSTART="100s")
     sim.submit("Long\nsim: hang")
     screen = sim.wait_for(re.compile(r"^[·✢✳✶✻✽] \w+… \(1m 4\ds · ↓ \d\.\dk tokens\)$", re.M))
     assert "esc to interrupt" not in screen
-    assert "\n❯ Long\n" in screen  # newer versions echo prompts with ❯ too
-    assert "\n● Working on: Long\n" in screen
+
+
+def test_older_style(sim: Sim) -> None:
+    sim.start(CFO_SIM_STYLE="old")
+    sim.submit("Long\nsim: hang")
+    screen = sim.wait_for(re.compile(r"^[·✢✳✶✻✽] \w+… \(\ds · ↑ \d+ tokens · esc to interrupt\)$", re.M))
+    assert "\n> Long\n" in screen  # older versions echo prompts with >
+    assert "\n⏺ Working on: Long\n" in screen
     sim.tmux.send_keys(sim.name, "Escape")
-    sim.wait_for("  ⎿  Interrupted · What should Claude do instead?")
+    sim.wait_for("  ⎿  Interrupted by user")
 
 
 def test_starts_in_under_100ms_of_cpu(tmp_path: Path) -> None:

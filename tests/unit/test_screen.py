@@ -124,7 +124,12 @@ EXPECTED: dict[str, Expect] = {
         "menu", "quota", "hit_your_limit", "2026-01-15T03:00:00+01:00", turn_ended=True
     ),
     "sim-error-529.txt": Expect("idle", "server_error", "overloaded_error", turn_ended=True),
+    "sim-error-500.txt": Expect("idle", "server_error", "internal_server_error", turn_ended=True),
+    "sim-error-429.txt": Expect("idle", "quota", "request_rejected_429", turn_ended=True),
+    "sim-throttle.txt": Expect("idle", "server_error", "server_throttle", turn_ended=True),
+    "sim-retrying.txt": Expect("working"),
     "sim-auth.txt": Expect("idle", "auth", "not_logged_in", turn_ended=True),
+    "sim-resumed-cut-off.txt": Expect("idle"),
 }
 
 
