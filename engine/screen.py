@@ -139,14 +139,15 @@ def shell_returned(text: str, patterns: Patterns | None = None) -> list[str] | N
 
 
 def shown_answers(text: str, patterns: Patterns | None = None) -> list[str]:
-    """The first line of each text answer above the input box (tool calls left out), its marker stripped,
-    oldest first."""
+    """The first line of each text answer above the input box, its marker stripped, oldest first: tool
+    calls and the agent's own messages in an answer's place (an API error) left out, as transcripts keep
+    those apart from the model's answers."""
     p = patterns or load_patterns()
-    answer, tool = p.rx("answer"), p.rx("tool_call")
+    answer = p.rx("answer")
     return [
         answer.sub("", line, count=1).strip()
         for line in split_pane(text, p).above
-        if answer.match(line) and not tool.match(line)
+        if answer.match(line) and _entry_kind(line, p) == "answer"
     ]
 
 

@@ -435,7 +435,7 @@ def test_a_task_requeued_with_its_conversation_resumes_it_on_its_next_run(ws: Wo
     ws.add_task("web", "t", f"Task\nsim: work 200ms\nsim: append {ran} T")  # as a swap leaves it requeued
     second = new_engine(ws)
     second.state.conversations["web:t"] = conversation.removesuffix(".jsonl")
-    run_engine(second, lambda: ws.done("web") == ["t.md"], timeout=60)
+    run_engine(second, lambda: ws.done("web") == ["t.md"] and not second.running, timeout=60)
     assert [p for p in os.listdir(folder) if p.endswith(".jsonl")] == [conversation]  # no fresh one
     prompts = [line for line in (folder / conversation).read_text().splitlines() if '"type": "user"' in line]
     assert "continue" in prompts[-1]

@@ -437,3 +437,10 @@ def test_a_limit_line_right_under_a_tools_result_is_the_turns_stop() -> None:
         "● Bash(grep -r limit logs/)\n  ⎿  You've hit your session limit · resets 6pm\n", "✻ Worked for 1s\n"
     )
     assert screen.classify(quoted) is None
+
+
+def test_the_agents_own_error_bullets_are_not_answers_that_identify_a_conversation() -> None:
+    text = pane2(
+        "● I looked at it.\n", "✻ Worked for 1s\n", "❯ go on\n", "● API Error: 500 Internal server error.\n"
+    )
+    assert screen.shown_answers(text) == ["I looked at it."]
