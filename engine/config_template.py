@@ -100,8 +100,8 @@ pool:
 projects_dir: ~/src
 
 watcher:
-  # How often the sessions are looked at when nothing else reports a change; while a task runs, at least
-  # four times a second.
+  # How often the sessions are looked at when nothing else reports a change; while a task runs, four times
+  # as often.
   interval: 1s
   # A task still running after this long is stopped and moved to failed/.
   idle_timeout: 60m

@@ -24,9 +24,9 @@ from engine.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 API_ERROR_RETRIES = 3  # a server error gets "continue" this often before its task is requeued
-# While a task runs its pane is looked at this often (watcher.interval if that is shorter), so a turn's end
-# is seen within a quarter second without the Stop hook; an idle pool is looked at every watcher.interval.
-WORKING_LOOK = 0.25
+# While a task runs its pane is looked at this many times per watcher.interval (every 250 ms by default), so
+# a turn's end is seen within a quarter second without the Stop hook; an idle pool once per interval.
+WORKING_LOOKS = 4
 
 
 class Watcher:
@@ -55,7 +55,7 @@ class Watcher:
         """Seconds to the next round when nothing wakes the watcher earlier."""
         interval = self.ctx.config.watcher.interval
         if any(r.phase == "working" for r in self.ctx.running.values()):
-            return min(interval, WORKING_LOOK)
+            return interval / WORKING_LOOKS
         return interval
 
     def _look_all(self, names: list[str], quiet: list[str]) -> tuple[dict[str, Look], set[str]]:
