@@ -1,5 +1,8 @@
 """Engine state (sessions, accounts, dispatch mode, swap history) and its crash-safe JSON store."""
 
+# Over ~400 lines on purpose: the records and their JSON reader are one contract (state.json), read back
+# field by field with a key path for every error; split, each half would have to change with the other.
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,8 @@
 """Task files: the Task record, frontmatter parsing and checks, dispatch order and depends_on resolution."""
 
+# Over ~400 lines on purpose: a task's frontmatter, its checks and depends_on resolution read one record
+# (Task) and share its validation; the queue moves and sidecars live in moves.py and sidecars.py.
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,8 @@
 """The simulated agent's behaviour: input box, turns and their directives, stops, limit menu, queue."""
 
+# Over ~400 lines on purpose: one state machine (box, turn, stops, menu, typed-ahead queue) that copies
+# the real CLI's screens; its drawing, keys, directives and transcript are in modules of their own.
+
 from __future__ import annotations
 
 import math
