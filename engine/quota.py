@@ -302,3 +302,4 @@ class QuotaMonitor:
         for run in waiting:
             run.phase, run.quota_seen_at, run.resumed_at = "working", None, now
             await asyncio.to_thread(ctx.tmux.type_line, run.session, CONTINUE)
+            run.answered_with_continue()

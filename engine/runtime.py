@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -46,9 +47,19 @@ class Running:
     # Between looks: the previous capture (only what is new since is judged), the stop the turn ended on,
     # and the conversation file followed for its API-error records (with the account it was found under).
     last_text: str | None = None
+    # The capture when "continue" was typed: until the screen changes, the stop and turn end it shows are the
+    # answered turn's, not the continued one's.
+    continued_from: str | None = None
+    # When "continue" was typed (wall clock): an API-error record older than this was answered by it.
+    continued_at: float = 0.0
     stop: Stop | None = None
     follower: Follower | None = None
     follower_account: str | None = None
+
+    def answered_with_continue(self) -> None:
+        """ "continue" was just typed: the stop on screen, and any record of it still to be written, are
+        the answered turn's."""
+        self.continued_from, self.continued_at, self.stop = self.last_text, time.time(), None
 
     def launch(
         self, agent: AgentConfig, account: Account, resume_id: str | None, resumed: bool = False

@@ -121,12 +121,23 @@ class Watcher:
             await self.finisher.crashed(run, f"the agent exited ({look.command} is in the foreground)")
             return
         now = ctx.clock.now()
+        if run.continued_from is not None:
+            if look.text == run.continued_from:
+                await self._timeout_or_observe(run, look.text, now)
+                return
+            run.continued_from = None
         signal = ctx.signal(run.session)
         signalled = signal.exists()
         # The transcript is read only when something happened: the pane changed or the turn ended.
         record = (
             await asyncio.to_thread(self.follow, run) if signalled or look.text != run.last_text else None
         )
+        if (
+            record is not None
+            and record.timestamp is not None
+            and record.timestamp.timestamp() < run.continued_at
+        ):
+            record = None  # written late, but the stop it records was already answered with "continue"
         stop = self.turn_stop(run, look.text, record)
         run.last_text = look.text
         if stop is not None:
@@ -146,12 +157,18 @@ class Watcher:
         elif ended or signalled:
             run.phase = "finishing"
             await self.finisher.complete(run, "done signal" if signalled and not ended else "turn ended")
-        elif now - max(run.started, run.resumed_at) > ctx.config.watcher.idle_timeout:
+        else:
+            await self._timeout_or_observe(run, look.text, now)
+
+    async def _timeout_or_observe(self, run: Running, text: str, now: float) -> None:
+        """A run still at work: failed once past the idle timeout, else watched for a stall."""
+        ctx = self.ctx
+        if now - max(run.started, run.resumed_at) > ctx.config.watcher.idle_timeout:
             run.phase = "finishing"
             limit = format_duration(ctx.config.watcher.idle_timeout)
             await self.finisher.give_up(run, f"timed out: not finished within {limit}")
         else:
-            await self._observe(run, look.text, now)
+            await self._observe(run, text, now)
 
     def follow(self, run: Running) -> transcript.ApiError | None:
         """Read what the run's conversation appended since the last look; the API-error record that ended
@@ -214,6 +231,7 @@ class Watcher:
             run.continues += 1
             run.retry_at = None
             await asyncio.to_thread(self.ctx.tmux.type_line, run.session, CONTINUE)
+            run.answered_with_continue()
 
     async def on_auth(self, run: Running, stop: screen.Stop) -> None:
         """Not a quota hit: restart the session once (a fresh agent re-reads its credentials) and
