@@ -21,6 +21,11 @@ def conversation_dir(account_home: Path, cwd: Path) -> Path:
     return account_home / "projects" / project_folder_name(os.path.realpath(cwd))
 
 
+def conversation_file(account_home: Path, cwd: Path, uuid: str) -> Path:
+    """The file of conversation `uuid` in the project's folder."""
+    return conversation_dir(account_home, cwd) / f"{uuid}.jsonl"
+
+
 def _first_prompt_has(path: Path, marker: str, limit: int = 65536) -> bool:
     try:
         with path.open("rb") as handle:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from engine import screen, transcript
 from engine.accounts import next_usable
 from engine.context import Context
-from engine.conversations import conversation_dir, conversation_on_screen
+from engine.conversations import conversation_file, conversation_on_screen
 from engine.launch import CONTINUE, agent_running
 from engine.patterns import Patterns
-from engine.resets import parse_reset
+from engine.resets import local_tz, parse_reset
 from engine.runtime import Look, Running
 from engine.switcher import Switcher, Trigger
 
@@ -58,7 +58,7 @@ def decide(
 
 def reset_of(message: str, now: float, patterns: Patterns) -> float | None:
     """The reset time a limit message names, in local time; None if it names none."""
-    local = datetime.now().astimezone().tzinfo or UTC
+    local = local_tz()
     reset = parse_reset(message, datetime.fromtimestamp(now, local), local, patterns)
     return reset.timestamp() if reset else None
 
@@ -128,9 +128,9 @@ class QuotaMonitor:
             return
         evidence = self.evidence(run, stop, now)
         decision, run.quota_seen_at = self._decide(evidence, run.quota_seen_at, now)
-        await self._hit(run.session, stop, decision, evidence[0], run.task.key, run.account)
+        self._hit(run.session, stop, decision, evidence[0], run.task.key, run.account)
 
-    async def _hit(
+    def _hit(
         self,
         session: str,
         stop: screen.Stop,
@@ -201,7 +201,7 @@ class QuotaMonitor:
             uuid, _ = conversation_on_screen(
                 account.home, dedicated.project, shown, self.ctx.followed_conversations()
             )
-            path = conversation_dir(account.home, dedicated.project) / f"{uuid}.jsonl" if uuid else None
+            path = conversation_file(account.home, dedicated.project, uuid) if uuid else None
             known.answer = last
             # No match (an answer not written yet, say): the conversation followed so far stays followed.
             if path is not None and (
@@ -258,7 +258,7 @@ class QuotaMonitor:
         decision, seen = self._decide(evidence, known.seen_at, now)
         if seen is not None:
             known.seen_at = seen
-        await self._hit(name, stop, decision, evidence[0], None, self.ctx.state.active_account or "")
+        self._hit(name, stop, decision, evidence[0], None, self.ctx.state.active_account or "")
 
     # ----------------------------------------------------------------- resets
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine import moves, screen
 from engine.context import Context
-from engine.conversations import answers_match, conversation_dir, conversation_for, recent_answers
+from engine.conversations import answers_match, conversation_file, conversation_for, recent_answers
 from engine.finisher import Finisher
 from engine.launch import agent_running, echoed, task_marker
 from engine.lifecycle import live_pool
@@ -111,7 +111,7 @@ class Recovery:
         for account in self.ctx.config.accounts:
             uuid = conversation_for(account.home, project_dir, marker, since)
             if uuid is not None:
-                answers = recent_answers(conversation_dir(account.home, project_dir) / f"{uuid}.jsonl")
+                answers = recent_answers(conversation_file(account.home, project_dir, uuid))
                 break
         if not answers:
             return None

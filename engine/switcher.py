@@ -12,7 +12,7 @@ from engine import moves, screen
 from engine.accounts import earliest_reset, mark_exhausted, next_usable
 from engine.config import Account
 from engine.context import CAPTURE_LINES, Context
-from engine.conversations import conversation_dir, conversation_on_screen
+from engine.conversations import conversation_file, conversation_on_screen
 from engine.finisher import Finisher
 from engine.launch import LaunchError, agent_running, command_line, paste_and_submit, start_agent
 from engine.lifecycle import restart_session
@@ -126,8 +126,7 @@ class Switcher:
         runs = [r for r in runs if r.session in config.pool_names]
         moving = [r for r in runs if trigger.restart_all or _stopped(r, trigger)]
         for run in moving:  # before any await: the watcher must not start moving these alone too
-            run.phase = "finishing"
-            self._moving.add(run.session)
+            self._hold(run)
         dedicated = [d.name for d in config.pool.dedicated]
         pool_outcomes, dedicated_outcomes = await asyncio.gather(
             asyncio.gather(*(self._move(r, old, target) for r in moving)),
@@ -183,9 +182,13 @@ class Switcher:
         old = self.ctx.config.account(run.account)
         if old is None or run.session in self._moving:
             return
+        self._hold(run)
+        self.ctx.spawn(self._move_alone(run, old))
+
+    def _hold(self, run: Running) -> None:
+        """The run is moving: the watcher leaves it alone, and nothing starts moving it a second time."""
         run.phase = "finishing"
         self._moving.add(run.session)
-        self.ctx.spawn(self._move_alone(run, old))
 
     async def _move_alone(self, run: Running, old: Account) -> None:
         new = self.ctx.active_account()
@@ -201,9 +204,8 @@ class Switcher:
     # ----------------------------------------------------------------- pool runs
 
     async def _move(self, run: Running, old: Account, new: Account) -> bool:
-        """Restart the run's session and resume its conversation under `new`; back to the queue if not."""
-        self._moving.add(run.session)
-        run.phase = "finishing"  # the watcher leaves it alone while it moves
+        """Restart the run's session (held by `_hold`) and resume its conversation under `new`; back to the
+        queue if not."""
         uuid: str | None = None
         try:
             uuid = await asyncio.to_thread(self._conversation_of, run, old)
@@ -303,7 +305,7 @@ class Switcher:
                 else "no conversation matches its screen"
             )
             return None, f"{why} and /status showed no session id"
-        if not (conversation_dir(old.home, project) / f"{status}.jsonl").exists():
+        if not conversation_file(old.home, project, status).exists():
             return None, f"/status shows {status}, which has no conversation file in {project}"
         return status, "/status"
 

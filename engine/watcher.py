@@ -9,7 +9,7 @@ import time
 
 from engine import screen, sidecars, transcript
 from engine.context import CAPTURE_LINES, Context
-from engine.conversations import conversation_dir
+from engine.conversations import conversation_file
 from engine.durations import format_duration
 from engine.finisher import AUTH_TASK_FAILURES, Finisher, auth_failures
 from engine.launch import CONTINUE, agent_running
@@ -180,7 +180,7 @@ class Watcher:
             uuid = run.conversation_in(account.home)
             if uuid is None:
                 return None
-            path = conversation_dir(account.home, run.task.project_dir) / f"{uuid}.jsonl"
+            path = conversation_file(account.home, run.task.project_dir, uuid)
             opened = transcript.opened_at(path)
             if run.claimed_at and opened is not None and opened.timestamp() < run.claimed_at - 1:
                 return None  # an earlier run of the same task: this one's conversation is not written yet
