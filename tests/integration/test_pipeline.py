@@ -142,7 +142,12 @@ def test_a_task_done_after_one_crash_starts_afresh_when_queued_again(ws: Workspa
             ws.tmux.send_keys("ccl-auto-11", "C-c", "C-c")  # the agent quits: a crash to the engine
             killed.append(True)
 
-    run_engine(engine, lambda: ws.done("web") == ["flaky.md"], timeout=60, during=kill_the_first_agent)
+    run_engine(
+        engine,
+        lambda: ws.done("web") == ["flaky.md"] and not engine.running,
+        timeout=60,
+        during=kill_the_first_agent,
+    )
     kinds = [e["type"] for e in ws.events() if e.get("task") == "web:flaky"]
     assert kinds.count("requeued") == 1 and kinds[-1] == "completed"
     assert "web:flaky" not in engine.state.requeues
