@@ -29,6 +29,10 @@ def socket_lock_path(socket_name: str | None) -> Path:
 
 
 class _FileLock:
+    # A lock whose file is removed on release (one per tmux socket in a shared folder would otherwise pile
+    # up): it is only held once the file locked is still the one at the path.
+    REMOVED_ON_RELEASE = False
+
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.what = what
@@ -37,6 +41,11 @@ class _FileLock:
     def acquire(self) -> None:
         """Take the lock or raise EngineBusy; a lock left by a dead process is free (the kernel drops it).
         Raises EngineError if the lock file cannot be created."""
+        while not self._try_acquire():
+            pass  # the holder removed the file between our open and our lock: lock the new one
+        self.note(None)
+
+    def _try_acquire(self) -> bool:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
@@ -50,8 +59,11 @@ class _FileLock:
                 f"{self.path}: another cfo (pid {holder}) is running on this {self.what}; "
                 "stop it first (the service: systemctl --user stop cfo.service)"
             ) from None
+        if self.REMOVED_ON_RELEASE and not _still_at(fd, self.path):
+            os.close(fd)
+            return False
         self._fd = fd
-        self.note(None)
+        return True
 
     def note(self, degraded: str | None) -> None:
         """Rewrite the file: the holder's pid, then `degraded: <reason>` while there is one. Best effort:
@@ -66,6 +78,9 @@ class _FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.REMOVED_ON_RELEASE:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # while still held: nobody can have locked this file meanwhile
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
@@ -79,6 +94,8 @@ class StateLock(_FileLock):
 
 class SocketLock(_FileLock):
     """Two engines driving one tmux server would kill each other's agents, whatever their state_dirs."""
+
+    REMOVED_ON_RELEASE = True
 
     def __init__(self, socket_name: str | None) -> None:
         super().__init__(socket_lock_path(socket_name), f"tmux socket ({socket_name or 'default'})")
@@ -108,6 +125,16 @@ def degraded_note(state_dir: Path) -> str | None:
         return None  # nobody holds it: a note left there is from an engine that is gone
     finally:
         os.close(fd)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """The file open as `fd` is the one `path` names now."""
+    try:
+        at = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (at.st_dev, at.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _read(fd: int) -> str:

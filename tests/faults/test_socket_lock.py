@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
 from engine.core import Engine
-from engine.lock import EngineBusy
+from engine.lock import EngineBusy, SocketLock, _still_at, socket_lock_path
 from tests.integration.pipeline_support import Workspace, new_engine
 
 pytestmark = pytest.mark.integration
@@ -41,8 +42,29 @@ def test_a_second_engine_on_the_same_tmux_socket_is_refused(ws: Workspace) -> No
             await runner
 
     asyncio.run(main())
+    lock = socket_lock_path(ws.tmux.socket_name)
+    assert not lock.exists()  # a lock per socket in tmux's shared folder is removed with its engine
     # Once the first has stopped, the socket is free for the second.
     asyncio.run(_start_and_stop(second))
+    assert not lock.exists()
+
+
+def test_a_socket_lock_removed_by_its_holder_between_open_and_lock_is_not_taken_for_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))
+    first, second = SocketLock("s"), SocketLock("s")
+    first.acquire()
+    stale = os.open(first.path, os.O_RDWR)  # as if `second` had opened it just before `first` let go
+    first.release()
+    assert not _still_at(stale, second.path)
+    os.close(stale)
+    second.acquire()  # locks a file that is at the path, so a third engine would see it held
+    try:
+        with pytest.raises(EngineBusy):
+            SocketLock("s").acquire()
+    finally:
+        second.release()
 
 
 async def _start_and_stop(engine: Engine) -> None:
