@@ -378,13 +378,18 @@ def test_a_dedicated_session_idle_at_its_prompt_resumes_its_own_conversation_acr
 
 @pytest.fixture
 def headless() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The `cfo --no-ui` processes a test starts, each killed with its group if the test leaves it running."""
+    """The `cfo --no-ui` processes a test starts, each stopped with its group if the test leaves it running
+    (as a service is: SIGTERM, which releases its locks; SIGKILL only if it does not go)."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def test_a_console_killed_mid_task_adopts_the_running_task_on_restart(
