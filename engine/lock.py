@@ -8,6 +8,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from engine.tmux import socket_folder
+
 LOCK_NAME = "cfo.lock"
 DEGRADED = "degraded: "  # the lock file's second line while the engine cannot write its state
 _NOTE_ROOM = 512  # bytes the lock file keeps allocated, so a note fits even on a full disk
@@ -24,8 +26,7 @@ class EngineBusy(EngineError):
 
 def socket_lock_path(socket_name: str | None) -> Path:
     """The lock of a tmux socket: beside the socket, in tmux's private per-user folder."""
-    base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
-    return base / f"{socket_name or 'default'}.cfo-lock"
+    return socket_folder() / f"{socket_name or 'default'}.cfo-lock"
 
 
 class _FileLock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import subprocess
@@ -73,6 +74,16 @@ class TmuxClient(Protocol):
     def pane_pid(self, name: str) -> int | None: ...
 
     def kill_server(self) -> None: ...
+
+
+def socket_folder() -> Path:
+    """tmux's private per-user folder, where `-L` sockets live."""
+    return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+
+
+def socket_path(socket_name: str) -> Path:
+    """Where the server of `tmux -L socket_name` listens."""
+    return socket_folder() / socket_name
 
 
 def find_tmux() -> str:
@@ -302,17 +313,11 @@ class LibtmuxClient:
         return int(value) if value.isdigit() else None
 
     def kill_server(self) -> None:
-        where = subprocess.run(
-            [*self._base(), "display-message", "-p", "#{socket_path}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
         subprocess.run([*self._base(), "kill-server"], capture_output=True, check=False)
-        # tmux leaves a private server's socket file behind; nothing answers on it any more.
-        socket_path = where.stdout.strip()
-        if self.socket_name is not None and where.returncode == 0 and socket_path:
-            Path(socket_path).unlink(missing_ok=True)
+        # tmux leaves a private server's socket file behind (also when the server had already exited with
+        # its last session); nothing answers on it any more.
+        if self.socket_name is not None:
+            socket_path(self.socket_name).unlink(missing_ok=True)
 
 
 def client_for(config: Config) -> TmuxClient:

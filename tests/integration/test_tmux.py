@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.tmux import LibtmuxClient, TmuxClient, TmuxError
+from engine.tmux import LibtmuxClient, TmuxClient, TmuxError, socket_path
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -122,3 +122,15 @@ def test_respawning_the_only_session_keeps_the_server_and_starts_afresh(
     assert tmux.list_sessions() == ["only"]
     wait_until(lambda: tmux.current_command("only") == "sh", what="a fresh shell")
     assert "first-run" not in tmux.capture("only", 200)
+
+
+def test_a_server_that_exited_with_its_last_session_leaves_no_socket_file_behind(
+    tmux: LibtmuxClient, tmp_path: Path
+) -> None:
+    tmux.new_session("only", tmp_path)
+    path = Path(tmux._cmd("display-message", "-p", "#{socket_path}")[0])
+    assert tmux.socket_name is not None and path == socket_path(tmux.socket_name)
+    tmux.kill_session("only")  # the server exits with its last session and leaves its socket file
+    wait_until(lambda: tmux.list_sessions() == [], what="the server gone")
+    tmux.kill_server()
+    assert not path.exists()
