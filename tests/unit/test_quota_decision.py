@@ -306,3 +306,15 @@ def test_the_conversation_of_an_earlier_run_of_the_same_task_is_not_followed(
     os.utime(old, (run.claimed_at - 0.5, run.claimed_at - 0.5))  # written just before the claim
     asyncio.run(engine.watcher.check(run, look(PROMPT + BOX)))
     assert run.follower is None and run.stop is None and swaps == []
+
+
+def test_a_working_run_is_looked_at_four_times_per_interval_an_idle_pool_once(
+    setup: tuple[Engine, Running, FakeClock, list[Trigger]],
+) -> None:
+    engine, run, _, _ = setup
+    interval = engine.config.watcher.interval
+    assert engine.watcher.period() == interval
+    engine.running[run.session] = run
+    assert engine.watcher.period() == interval / 4
+    run.phase = "finishing"
+    assert engine.watcher.period() == interval
