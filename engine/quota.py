@@ -16,7 +16,7 @@ from engine.launch import CONTINUE, agent_running
 from engine.patterns import Patterns
 from engine.resets import local_tz, parse_reset
 from engine.runtime import Look, Running
-from engine.switcher import Switcher, Trigger
+from engine.switcher import SETTLED, Switcher, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class QuotaMonitor:
                     self.watched[name] = Watched(logged=known.logged)
                 continue
             if self.switcher.left_behind(self.ctx.session_state(name).account):
-                if screen.read_state(look.text, self.ctx.patterns) != "working":
+                if screen.read_state(look.text, self.ctx.patterns) in SETTLED:
                     self.watched.pop(name, None)  # a new agent, a new baseline
                     self.ctx.spawn(self.switcher.move_dedicated(name))
                 continue

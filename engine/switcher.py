@@ -32,6 +32,9 @@ DEDICATED_EXIT_WAIT = 15.0  # how long a dedicated agent has to exit before it i
 # The whole scrollback: the more answers shown, the better two conversations are told apart, and counting
 # `/status` echoes needs all of them.
 SCROLLBACK = 100_000
+# The screens on which a dedicated session's agent may be exited to move it: never one at work, one with
+# the operator's draft in its box, or one asking a question.
+SETTLED = ("idle", "menu")
 
 
 @dataclass(frozen=True)
@@ -361,8 +364,10 @@ class Switcher:
         if not agent_running(await asyncio.to_thread(tmux.current_command, name)):
             return False, None  # nothing running there: leave the shell alone
         s = ctx.session_state(name)
-        if not restart_all and await asyncio.to_thread(self._working, name):
-            s.account = old.name  # it moves when its turn ends (see QuotaMonitor.watch_dedicated)
+        if not restart_all and not await asyncio.to_thread(self._settled, name):
+            # At work, or a draft in its box, or a question asked: it moves once its turn is over and
+            # its box empty (see QuotaMonitor.watch_dedicated).
+            s.account = old.name
             return False, None
         uuid, how = await self._identify_before_exit(name, dedicated.project, old)
         await asyncio.to_thread(tmux.type_line, name, "/exit")
@@ -382,9 +387,10 @@ class Switcher:
         s.account = new.name
         return True, None
 
-    def _working(self, name: str) -> bool:
+    def _settled(self, name: str) -> bool:
+        """Its turn is over and its box empty, or the limit menu is up: it may be exited and resumed."""
         text = self.ctx.tmux.capture(name, CAPTURE_LINES)
-        return screen.read_state(text, self.ctx.patterns) == "working"
+        return screen.read_state(text, self.ctx.patterns) in SETTLED
 
 
 def _stopped(run: Running, trigger: Trigger) -> bool:

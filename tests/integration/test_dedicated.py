@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -257,3 +258,43 @@ def test_a_dedicated_session_at_work_finishes_its_turn_then_moves_in_its_own_con
     )
     assert "Interrupted" not in ws.tmux.capture("ccl-1-vault", 300)  # its turn was not cut off
     wait_until(lambda: resumed_with(ws, "ccl-1-vault") == own, what="resumed in its conversation")
+
+
+@pytest.mark.parametrize("when", ["while its turn runs", "at its idle prompt before the swap"])
+def test_a_dedicated_session_is_not_moved_while_its_operator_types_a_draft(ws: Workspace, when: str) -> None:
+    vault = ws.project("vault")
+    start_dedicated(ws, {"ccl-1-vault": vault}, {"ccl-1-vault": ["hello there"]})
+    engine = new_engine(ws)
+    asked: list[str | None] = []
+    draft = "half a thought"
+    typed_at: list[float] = []
+
+    def swap_with_a_draft_in_the_box() -> None:
+        if asked or engine.state.sessions.get("ccl-auto-11") is None:
+            return
+        if when == "while its turn runs":
+            ws.tmux.type_line("ccl-1-vault", "sim: work 2s")
+            wait_until(lambda: screen.read_state(ws.tmux.capture("ccl-1-vault")) == "working", what="at work")
+            asked.append(engine.request_swap("operator", drain=True))
+            ws.tmux.send_text("ccl-1-vault", draft)  # typed ahead while the turn still runs
+        else:
+            ws.tmux.send_text("ccl-1-vault", draft)
+            wait_until(lambda: draft in ws.tmux.capture("ccl-1-vault", 20), what="the draft shown")
+            asked.append(engine.request_swap("operator", drain=True))
+        typed_at.append(time.monotonic())
+
+    run_engine(
+        engine,
+        lambda: bool(typed_at) and time.monotonic() - typed_at[0] > 5,  # any turn ended seconds ago
+        timeout=60,
+        during=swap_with_a_draft_in_the_box,
+    )
+    [swap] = swaps(ws)
+    assert swap["finishing"] == ["ccl-1-vault"]
+    assert [e for e in ws.events() if e["type"] == "moved"] == []  # the draft was not typed over
+    assert draft in ws.tmux.capture("ccl-1-vault", 20)
+    assert agent_running(ws.tmux.current_command("ccl-1-vault"))
+
+    ws.tmux.send_keys("ccl-1-vault", "C-u")  # the operator clears the box: now it moves
+    run_engine(engine, lambda: any(e["type"] == "moved" for e in ws.events()), timeout=60)
+    wait_until(lambda: resumed_with(ws, "ccl-1-vault") is not None, what="resumed in its conversation")
