@@ -179,6 +179,18 @@ class ScreenConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Several hosts sharing one account state (and, later, one queue) over NATS JetStream."""
+
+    url: str
+    host: str
+    prefix: str = "cfo"  # names of its buckets: two fleets may share one server
+    heartbeat: float = 2.0  # how often this host publishes its snapshot and checks the account state
+    silent_after: float = 10.0  # a host whose snapshot is older than this is shown as silent
+    connect_timeout: float = 2.0  # one connection attempt; failed ones are retried with backoff
+
+
+@dataclass(frozen=True)
 class Config:
     accounts: tuple[Account, ...]
     tmux: TmuxConfig = field(default_factory=TmuxConfig)
@@ -196,6 +208,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     janitor: JanitorConfig = field(default_factory=JanitorConfig)
     screen: ScreenConfig = field(default_factory=ScreenConfig)
+    fleet: FleetConfig | None = None
     source: Path | None = None
 
     def account(self, name: str) -> Account | None:

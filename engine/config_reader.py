@@ -32,6 +32,7 @@ from engine.config import (
     ConfigError,
     DedicatedSession,
     DelegationConfig,
+    FleetConfig,
     JanitorConfig,
     ModelsConfig,
     NotificationsConfig,
@@ -590,6 +591,59 @@ def _screen(r: _Reader, path: _KeyPath, raw: object) -> ScreenConfig:
     return ScreenConfig(**r.section(path, raw, {"patterns_file": _optional(_path)}))
 
 
+def _nats_url(r: _Reader, path: _KeyPath, value: object) -> str:
+    wanted = "expected a NATS server URL like nats://127.0.0.1:4222"
+    if not isinstance(value, str):
+        raise _Invalid(f"{wanted}, got {_describe_as_text(value)}")
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("nats", "tls") and bool(parts.hostname) and not re.search(r"\s", value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise _Invalid(f"{wanted}, got {_describe(value)}")
+    return value
+
+
+def default_host() -> str:
+    """This machine's name as a fleet host name: letters, digits, - and _ only."""
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname()).strip("-") or "host"
+
+
+_FLEET_NAME = _text("a name of letters, digits, - and _", re.compile(r"[A-Za-z0-9_-]{1,64}"))
+
+
+def _fleet(r: _Reader, path: _KeyPath, raw: object) -> FleetConfig | None:
+    if raw is None:  # `fleet: null` (or every key commented out): this host works alone
+        return None
+    positive = _duration(positive=True)
+    spec = {
+        "url": _nats_url,
+        "host": _FLEET_NAME,
+        "prefix": _FLEET_NAME,
+        "heartbeat": positive,
+        "silent_after": positive,
+        "connect_timeout": positive,
+    }
+    required = {"url": "the NATS server with JetStream, like nats://127.0.0.1:4222"}
+    values = r.section(path, raw, spec, required)
+    if "url" not in values:
+        return None
+    values.setdefault("host", default_host())
+    fleet = FleetConfig(**values)
+    _not_shorter(
+        r,
+        path,
+        ("silent_after", fleet.silent_after),
+        ("heartbeat", fleet.heartbeat),
+        "a host would be shown silent between two of its heartbeats",
+    )
+    return fleet
+
+
 _TOP: dict[str, _Convert] = {
     "tmux": _tmux,
     "agent": _agent,
@@ -607,6 +661,7 @@ _TOP: dict[str, _Convert] = {
     "notifications": _notifications,
     "janitor": _janitor,
     "screen": _screen,
+    "fleet": _fleet,
 }
 
 

@@ -171,4 +171,14 @@ screen:
   # A YAML file that overrides or extends the shipped screen patterns, for when the agent's wording
   # changes before cfo is updated; null uses the shipped ones.
   patterns_file: null
+
+# Several hosts sharing one account state over NATS JetStream (needs: pip install 'claude-failover[fleet]').
+# null: this host works alone. To join a fleet, replace null with:
+#   url: nats://127.0.0.1:4222   # a NATS server started with JetStream (nats-server -js)
+#   host: box-1                  # this host's name in the fleet (default: the machine's name)
+#   prefix: cfo                  # names of the fleet's buckets: two fleets can share one server
+#   heartbeat: 2s                # how often this host publishes its snapshot and checks the account state
+#   silent_after: 10s            # a host whose snapshot is older than this is shown silent
+#   connect_timeout: 2s          # one connection attempt; failed ones are retried with backoff
+fleet: null
 """

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.batch import PaneReader
 from engine.clock import Clock, SystemClock
@@ -40,6 +41,9 @@ from engine.throughput import Throughput
 from engine.tmux import TmuxClient, TmuxError
 from engine.watchdog import Watchdog
 from engine.watcher import Watcher
+
+if TYPE_CHECKING:
+    from engine.fleet.worker import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,12 @@ class Engine:
         self.recovery = Recovery(ctx, self.finisher)
         self.housekeeping = Housekeeping(ctx, self.watchdog, self.janitor)
         self.status_port: int | None = None
+        self.fleet: Fleet | None = None
+        if config.fleet is not None:
+            from engine.fleet.worker import Fleet  # imports nats only once it runs
+
+            self.fleet = Fleet(ctx, self.switcher, self.snapshot)
+            self.switcher.authority = self.fleet
         ctx.events.subscribe(self._on_event)
 
     # ----------------------------------------------------------------- what the workers share
@@ -186,6 +196,7 @@ class Engine:
             jobs=jobs,
             throughput=self.throughput.view(now, accounts),
             degraded=ctx.degraded,
+            fleet=self.fleet.view(time.time()) if self.fleet is not None else None,
         )
 
     async def pane_tail(self, name: str, lines: int = 40) -> str:
@@ -283,6 +294,8 @@ class Engine:
             loops.append(asyncio.create_task(self.notifier.run()))
         if self.delegation is not None:
             loops.append(_start(ctx.wake_reap, lambda: self.delegation_poll, dispatcher.reap_once))
+        if self.fleet is not None:
+            loops.append(asyncio.create_task(self.fleet.run()))
         return loops
 
     async def _run(self, stop: asyncio.Event) -> None:

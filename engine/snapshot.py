@@ -68,6 +68,33 @@ class SwapRow:
 
 
 @dataclass(frozen=True)
+class PeerRow:
+    """A host of the fleet as its last published snapshot shows it."""
+
+    host: str
+    age: float  # seconds since it published
+    silent: bool  # older than fleet.silent_after
+    account: str | None
+    dispatch: str
+    working: int
+    sessions: int
+    running: int
+    queued: int
+    degraded: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """This host's place in the fleet: joined or not, and every host it sees (itself included)."""
+
+    host: str
+    url: str
+    state: str  # connecting | connected | unreachable: <why> | stopped
+    peers: tuple[PeerRow, ...] = ()
+    swaps: int = 0  # swaps the fleet made, whichever host made each
+
+
+@dataclass(frozen=True)
 class Snapshot:
     taken_at: float
     active_account: str | None
@@ -86,6 +113,8 @@ class Snapshot:
     """The account a swap would move to at `taken_at` (`next_usable`); None if no other is usable."""
     degraded: str | None = None
     """Why the engine cannot write now (`cannot write state — No space left on device`); None if it can."""
+    fleet: FleetView | None = None
+    """With a `fleet:` section: the fleet as this host sees it."""
 
     @property
     def working(self) -> int:
@@ -148,6 +177,7 @@ def build_snapshot(
     jobs: Mapping[str, tuple[str, str | None, str]] | None = None,
     throughput: ThroughputView | None = None,
     degraded: str | None = None,
+    fleet: FleetView | None = None,
 ) -> Snapshot:
     """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them."""
     names = sorted(set(state.sessions) | set(live_sessions) | set(running))
@@ -212,6 +242,7 @@ def build_snapshot(
         throughput=throughput,
         swap_target=target.name if target else None,
         degraded=degraded,
+        fleet=fleet,
     )
 
 

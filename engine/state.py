@@ -77,6 +77,9 @@ class SwapRecord:
     duration: float | None = None
     # Dedicated sessions that were not resumed, each with why (left at the shell: no conversation known).
     sessions_not_resumed: dict[str, str] = field(default_factory=dict)
+    # With a fleet: "decided for the fleet", "followed <host>", or "decided here: <why the fleet was not
+    # asked>".
+    fleet: str | None = None
 
 
 @dataclass
@@ -289,6 +292,7 @@ def _swap_from(item: _Obj) -> SwapRecord:
         sessions_resumed=item.texts("sessions_resumed"),
         duration=item.opt_number("duration"),
         sessions_not_resumed=item.text_map("sessions_not_resumed"),
+        fleet=item.opt_text("fleet"),
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from engine import moves, screen
 from engine.accounts import earliest_reset, mark_exhausted, next_usable
@@ -52,6 +53,20 @@ class Trigger:
     and a healthy turn finishes on the old account."""
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """The account a swap moves to, as the fleet agreed it, and how (for the swap's record)."""
+
+    account: str
+    how: str
+
+
+class Authority(Protocol):
+    """Who else must agree on a swap: the fleet (engine.fleet), when the config has one."""
+
+    async def agree(self, old: str, proposed: str, reason: str) -> Agreement: ...
+
+
 class Switcher:
     """One swap at a time. A swap changes the account new runs start under and moves, each in its own
     conversation, the runs the limit stopped; the others move when they stop on the old account's limit."""
@@ -62,6 +77,7 @@ class Switcher:
         self.resume_ids = resume_ids
         self.swapping = False
         self.cooldown_until = 0.0
+        self.authority: Authority | None = None
         self._moving: set[str] = set()
 
     def target(self) -> Account | None:
@@ -116,6 +132,12 @@ class Switcher:
         if target is None:
             self._all_exhausted(old_name, trigger)
             return None
+        fleet: str | None = None
+        if self.authority is not None:
+            agreed = await self.authority.agree(old_name, target.name, trigger.reason)
+            target, fleet = config.account(agreed.account) or target, agreed.how
+            if target.name == old_name:  # the fleet is still on it: nothing to move
+                return None
         arrived = state.accounts.get(target.name)
         if arrived is not None:
             arrived.reset_if_passed(now)  # its limit is history
@@ -150,6 +172,7 @@ class Switcher:
             sessions_resumed=resumed,
             sessions_not_resumed=not_resumed,
             duration=round(time.monotonic() - started, 3),
+            fleet=fleet,
         )
         state.add_swap(record)
         ctx.save()
@@ -165,6 +188,7 @@ class Switcher:
             not_resumed=not_resumed,
             finishing=staying,
             duration=record.duration,
+            **({"fleet": fleet} if fleet is not None else {}),
         )
         return target.name
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,24 +110,37 @@ def run_engine(
     during: Callable[[], None] | None = None,
 ) -> None:
     """Run `engine` on a fresh loop until `until()` holds (checked every 50 ms); fail after `timeout`."""
+    run_engines([engine], until, timeout, during, what=lambda: f"events: {engine_events(engine)[-8:]}")
+
+
+def run_engines(
+    engines: Sequence[Engine],
+    until: Callable[[], bool],
+    timeout: float = 60.0,
+    during: Callable[[], None] | None = None,
+    every: float = 0.05,
+    what: Callable[[], str] = lambda: "",
+) -> None:
+    """Run every engine on one fresh loop (the fleet's tests: one per host) until `until()` holds."""
 
     async def main() -> None:
         stop = asyncio.Event()
-        runner = asyncio.create_task(engine.run(stop))
+        runners = [asyncio.create_task(e.run(stop)) for e in engines]
         deadline = time.monotonic() + timeout
         try:
             while not until():
-                if runner.done():
-                    runner.result()
-                    raise AssertionError("the engine stopped by itself")
+                for runner in runners:
+                    if runner.done():
+                        runner.result()
+                        raise AssertionError("an engine stopped by itself")
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"timed out after {timeout}s; events: {engine_events(engine)[-8:]}")
+                    raise AssertionError(f"timed out after {timeout}s; {what()}")
                 if during is not None:
                     during()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(every)
         finally:
             stop.set()
-            await runner
+            await asyncio.gather(*runners, return_exceptions=True)
 
     asyncio.run(main())
 

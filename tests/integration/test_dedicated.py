@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
