@@ -96,7 +96,7 @@ def render_status(data: dict[str, Any]) -> str:
         held = f"held until {s['held_until']} after a failed launch" if s.get("held_until") else ""
         lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or held}")
     if not engine["running"] and not data["sessions"]:
-        lines.append("  (no cfo session is left in tmux)")
+        lines.append("  (tmux has no cfo session)")
     blocked = data.get("blocked", [])
     for row in blocked[:LIST_SHOWN]:
         lines.append(f"  blocked {row['task']}: waits for {row['waiting_for']}")

@@ -59,7 +59,7 @@ def test_without_an_engine_it_says_so_and_lists_only_live_sessions(tmp_path: Pat
 def test_without_an_engine_or_tmux_sessions_it_says_none_is_left(tmp_path: Path) -> None:
     config = setup(tmp_path)
     text = render_status(status_dict(config, Sessions()))
-    assert "(no cfo session is left in tmux)" in text and "ccl-auto" not in text
+    assert "(tmux has no cfo session)" in text and "ccl-auto" not in text
 
 
 def test_a_state_never_saved_says_there_is_none(tmp_path: Path) -> None:
