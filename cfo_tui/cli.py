@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cfo {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    from cfo_tui import completion, delegate, service
+    from engine.tasks import PRIORITIES
+
     demo = sub.add_parser("demo", help="run the console on a throw-away workspace with simulated agents")
     demo.add_argument("--no-ui", action="store_true", dest="demo_no_ui", help="run the demo headless")
     demo.add_argument("--agents", type=int, default=4, metavar="N", help="pool sessions (default 4)")
@@ -57,16 +60,38 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print the persisted state")
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
+    add = sub.add_parser(
+        "add",
+        help="queue a task: write its file into a project's inbox and print its id",
+        description="Write a task file into PROJECT's inbox (written elsewhere, then renamed in) and print "
+        "its id on stdout. PROJECT is a project folder's name under projects_dir, or a path to it.",
+    )
+    add.add_argument(
+        "project", metavar="PROJECT", help="a project folder's name under projects_dir, or its path"
+    )
+    add.add_argument("title", metavar="TITLE", help="what the task is, in a line")
+    priority = add.add_argument(
+        "--priority", default="default", metavar="P", help="critical, high, default (the default) or low"
+    )
+    setattr(priority, completion.WORDS, PRIORITIES)  # checked by cfo add itself: one line if wrong
+    add.add_argument(
+        "--depends-on",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="run only once this task is done: project:task_id, or a task id of the same project",
+    )
+    add.add_argument("--body", metavar="FILE", help="the task's text from FILE, or - for standard input")
+
     screen = sub.add_parser("screen", help="print how the engine reads a captured pane, as JSON")
     screen.add_argument("file", help="a captured pane (capture-pane -p output), or - for stdin")
     screen.add_argument("--transcript", type=Path, default=None, help="the agent's JSONL transcript")
 
-    from cfo_tui import completion, delegate, service
-
     delegate.add_parser(sub, lambda p: _add_config(p, top=False))
     service.add_parser(sub)
     completion.add_parser(sub)
-    for name in ("demo", "init", "check", "status", "screen"):
+    for name in ("demo", "init", "check", "status", "screen", "add"):
         _add_config(sub.choices[name], top=False)
     return parser
 
@@ -154,6 +179,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    from engine import queue as q
+    from engine.addtask import AddError, add_task, find_project, read_body
+    from engine.config import ConfigError
+    from engine.config_reader import load_config
+    from engine.tasks import NOWHERE
+
+    try:
+        config = load_config(config_path(args))
+    except ConfigError as exc:
+        _err(str(exc))
+        return 1
+    dedicated = {d.project.name: d.project for d in config.pool.dedicated}
+    projects = q.discover_projects(config.projects_dir, dedicated)
+    try:
+        name, project_dir = find_project(args.project, projects, config.projects_dir)
+        added = add_task(
+            name,
+            project_dir,
+            args.title,
+            priority=args.priority,
+            depends_on=args.depends_on,
+            body=read_body(args.body, sys.stdin.read),
+            projects_dir=config.projects_dir,
+            projects=projects,
+            max_bytes=config.tasks.max_bytes,
+        )
+    except AddError as exc:
+        _err(str(exc))
+        return 1
+    for dep in added.nowhere:
+        _err(f"warning: {dep} {NOWHERE}; the task waits until it is done")
+    print(added.task.id)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from cfo_tui.demo import DemoError, run_demo
 
@@ -211,6 +272,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "add": cmd_add,
     "init": cmd_init,
     "check": cmd_check,
     "screen": cmd_screen,

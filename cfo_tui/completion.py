@@ -7,6 +7,9 @@ import shlex
 from pathlib import Path
 
 SHELLS = ("bash", "zsh")
+WORDS = "cfo_words"
+"""An option's attribute naming the words its value completes to, for options that check their value
+themselves (to say what is wrong in one line) instead of through argparse's `choices`."""
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -16,13 +19,22 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
-def _walk(parser: argparse.ArgumentParser, path: str, words: dict[str, list[str]], files: set[str]) -> None:
+def _walk(
+    parser: argparse.ArgumentParser,
+    path: str,
+    words: dict[str, list[str]],
+    files: set[str],
+    values: dict[str, list[str]],
+) -> None:
     subs = _subparsers(parser)
     options: list[str] = []
     for action in parser._actions:
         for flag in action.option_strings:
             if flag.startswith("--"):
                 options.append(flag)
+                choices = getattr(action, WORDS, None) or action.choices
+                if choices and action.nargs != 0:
+                    values[f"{path} {flag}".strip()] = [str(c) for c in choices]
                 takes_path = action.type is Path or action.metavar in ("PATH", "FILE")
                 if action.nargs != 0 and takes_path:
                     files.add(flag)
@@ -36,14 +48,20 @@ def _walk(parser: argparse.ArgumentParser, path: str, words: dict[str, list[str]
     ]
     words[path] = [*subs, *choices, *sorted(set(options))]
     for name, child in subs.items():
-        _walk(child, f"{path} {name}".strip(), words, files)
+        _walk(child, f"{path} {name}".strip(), words, files, values)
 
 
 def script(parser: argparse.ArgumentParser, shell: str) -> str:
     """The completion script for `shell`: subcommands, their options, and file names where a path goes."""
     words: dict[str, list[str]] = {}
     files: set[str] = set()
-    _walk(parser, "", words, files)
+    values: dict[str, list[str]] = {}
+    _walk(parser, "", words, files, values)
+    value_cases = "".join(
+        f'        {shlex.quote(key)}) COMPREPLY=($(compgen -W {shlex.quote(" ".join(options))} -- "$cur"));'
+        " return ;;\n"
+        for key, options in sorted(values.items())
+    )
     cases = "\n".join(
         f"        {shlex.quote(path)}) words={shlex.quote(' '.join(options))} ;;"
         for path, options in sorted(words.items())
@@ -61,6 +79,8 @@ _cfo() {{
         case "$word" in -*) continue ;; esac
         case " $(_cfo_words "$path") " in *" $word "*) path="${{path:+$path }}$word" ;; esac
     done
+    case "${{path:+$path }}$prev" in
+{value_cases}    esac
     if [[ "$cur" != -* ]]; then
         for word in {path_positionals}; do
             if [[ "$path" == "$word" ]]; then COMPREPLY=($(compgen -f -- "$cur")); return; fi

@@ -80,7 +80,8 @@ def _err(message: str) -> None:
 
 
 def _read(path: Path, max_bytes: int = 1 << 20) -> Task:
-    from engine.tasks import TaskError, read_task
+    from engine.safetext import visible
+    from engine.tasks import VANISHED, TaskError, read_task
 
     path = path.absolute()
     in_queue = path.parent.name == "inbox" and path.parent.parent.name == ".agent-queue"
@@ -88,6 +89,8 @@ def _read(path: Path, max_bytes: int = 1 << 20) -> Task:
     try:
         return read_task(path, project_dir.name, project_dir, max_bytes)
     except TaskError as exc:
+        if exc.reason == VANISHED:  # the engine's word for a file gone mid-scan; here it was never there
+            raise _Input(f"{visible(path)}: no such file") from None
         raise _Input(str(exc)) from None
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shlex
 import string
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
@@ -44,6 +45,7 @@ from engine.config import (
     TmuxConfig,
     WatchdogConfig,
     WatcherConfig,
+    default_config_path,
     format_problem,
     is_loopback,
 )
@@ -727,11 +729,20 @@ def _node_lines(
     active.discard(id(node))
 
 
+def init_command(path: Path) -> str:
+    """The `cfo init` that writes `path`: with `--config` unless it is where cfo looks by default."""
+    if os.path.abspath(path) == os.path.abspath(default_config_path()):
+        return "cfo init"
+    return f"cfo init --config {shlex.quote(str(path))}"
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (write a commented example with: cfo init)") from None
+        raise ConfigError(
+            f"{path}: no such file (write a commented example with: {init_command(path)})"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a config file") from None
     except PermissionError:

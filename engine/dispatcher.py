@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine import moves, sidecars
@@ -24,7 +25,7 @@ from engine.runtime import Running
 from engine.safetext import visible
 from engine.state import IDLE, LAUNCHING, OUT_OF_POOL, WORKING, Failure
 from engine.switcher import Switcher
-from engine.tasks import DoneListing, Task, TaskError, resolve_dependencies, task_id_of
+from engine.tasks import NOWHERE, DepStatus, DoneListing, Task, TaskError, resolve_dependencies, task_id_of
 from engine.tmux import TmuxError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Dispatcher:
         """Rounds that scanned the queues."""
         self.dispatchable = 0
         """Tasks ready to run at the last round."""
+        self._blocked_notes: dict[str, tuple[list[str], frozenset[str]]] = {}
+        """Blocked task key -> the reasons its sidecar holds and the dependencies that existed nowhere."""
 
     def is_drained(self) -> bool:
         """Nothing runs and nothing can be dispatched: the demo's headless run stops here."""
@@ -72,7 +75,7 @@ class Dispatcher:
         ctx = self.ctx
         projects = ctx.discover()
         scan = ctx.queue.scan(projects)
-        ready = self._ready_tasks(scan, projects)
+        ready, scan = self._ready_tasks(scan, projects)
         idle = self.idle_sessions() if ready and ctx.state.dispatch != "paused" else []
         return projects, scan, ready, idle, becoming_projects(ctx.config.projects_dir, projects)
 
@@ -158,29 +161,45 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- dependencies
 
-    def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> list[Task]:
+    def _ready_tasks(self, scan: q.ScanResult, projects: dict[str, Path]) -> tuple[list[Task], q.ScanResult]:
+        """The tasks that may run now, and the scan with the blocked ones' dependencies that exist nowhere."""
         listing = DoneListing()
         ready: list[Task] = []
+        nowhere: dict[str, tuple[str, ...]] = {}
         for task in scan.tasks:
             if scan.marked(task.key, "delegated"):
                 continue
             if task.depends_on or task.unsafe_depends:
                 status = resolve_dependencies(task, self.ctx.config.projects_dir, projects, listing)
                 if not status.met:
-                    self._block(task, status.missing, status.unsafe)
+                    self._block(task, status)
+                    if status.nowhere:
+                        nowhere[task.key] = status.nowhere
                     continue
                 if scan.marked(task.key, "blocked"):
                     self._unblock(task)
             ready.append(task)
-        return ready
+        for key in set(self._blocked_notes) - {t.key for t in scan.tasks}:
+            del self._blocked_notes[key]
+        return ready, replace(scan, nowhere=nowhere)
 
-    def _block(self, task: Task, missing: tuple[str, ...], unsafe: tuple[str, ...]) -> None:
-        reasons = [f"unsafe depends_on entry {u!r}" for u in unsafe] + [f"waiting for {m}" for m in missing]
+    def _block(self, task: Task, status: DepStatus) -> None:
+        reasons = status.waiting()
+        known = self._blocked_notes.get(task.key)
+        self._blocked_notes[task.key] = (reasons, frozenset(status.nowhere))
         if sidecars.mark_blocked(task, reasons):
             reason = listed(reasons, sep="; ")
-            if unsafe:
+            if status.unsafe:
                 log.error("%s: blocked: %s", task.path, reason)
             self.ctx.emit("blocked", task=task.key, reason=reason)
+        elif known is None or known[0] != reasons:
+            try:  # what it waits for changed since the sidecar was written (or a cfo before this one did)
+                sidecars.update_blocked(task, reasons)
+            except TaskError as exc:
+                log.error("%s", exc)
+        for dep in status.nowhere:
+            if known is None or dep not in known[1]:
+                log.warning("%s waits for %s, which %s", task.key, dep, NOWHERE)
 
     def _unblock(self, task: Task) -> None:
         """Its dependencies are done: it is queued now, waiting for a session rather than for them."""

@@ -112,6 +112,23 @@ class SocketLock(_FileLock):
 def degraded_note(state_dir: Path) -> str | None:
     """What the engine running on `state_dir` says it cannot do (`cannot write state — …`); None if
     no engine runs there or it writes fine."""
+    lines = (_held(state_dir) or "").splitlines()
+    notes = [line[len(DEGRADED) :].strip() for line in lines if line.startswith(DEGRADED)]
+    return notes[0] if notes else None
+
+
+def engine_pid(state_dir: Path) -> int | None:
+    """The pid of the engine running on `state_dir` (0 if it holds the lock without saying), None if none
+    runs there: a lock nobody holds is an engine that is gone."""
+    held = _held(state_dir)
+    if held is None:
+        return None
+    first = held.partition("\n")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
+def _held(state_dir: Path) -> str | None:
+    """The lock file's text while an engine holds it, else None."""
     try:
         fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -120,9 +137,7 @@ def degraded_note(state_dir: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            lines = _read(fd).splitlines()
-            notes = [line[len(DEGRADED) :].strip() for line in lines if line.startswith(DEGRADED)]
-            return notes[0] if notes else None
+            return _read(fd)
         return None  # nobody holds it: a note left there is from an engine that is gone
     finally:
         os.close(fd)

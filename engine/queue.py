@@ -95,6 +95,8 @@ class ScanResult:
     """When (on the queue's clock) the earliest unsettled file will be readable: rescan then."""
     problems: tuple[str, ...] = ()
     """Inboxes that could not be scanned, each naming the directory."""
+    nowhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Blocked task key -> its `depends_on` entries that no queue holds (filled in by dependency checks)."""
 
     def marked(self, key: str, kind: Sidecar) -> bool:
         return kind in self.marks.get(key, frozenset())

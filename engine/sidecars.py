@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +31,43 @@ def mark_blocked(task: Task | Path, missing: Iterable[str]) -> bool:
     """Create the `.blocked` sidecar once; its mtime is when blocking began. True if created now."""
     path = sidecar_path(task, "blocked")
     with reported(path, "mark it blocked"):
-        return create_exclusive(path, "depends_on not met: " + listed(missing) + "\n")
+        return create_exclusive(path, blocked_text(missing))
+
+
+def blocked_text(reasons: Iterable[str]) -> str:
+    """What the `.blocked` sidecar says for `reasons`."""
+    return "depends_on not met: " + listed(reasons) + "\n"
+
+
+def update_blocked(task: Task | Path, reasons: Iterable[str]) -> bool:
+    """Rewrite an existing `.blocked` sidecar whose reasons changed, keeping its mtime (when blocking
+    began); True if rewritten. Anything but a regular file there is left alone."""
+    path = sidecar_path(task, "blocked")
+    text = blocked_text(reasons).encode("utf-8")
+    with reported(path, "update it"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or os.read(fd, len(text) + 1) == text:
+                return False
+        finally:
+            os.close(fd)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, text)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))  # the rename keeps it: readers never see now
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+    return True
 
 
 def mark_stuck(task: Task | Path, reason: str) -> bool:

@@ -18,6 +18,7 @@ from engine.delegation.router import decide
 from engine.redact import redact_tree
 from engine.runtime import Running
 from engine.state import IDLE, WORKING, State
+from engine.tasks import waits_for
 from engine.throughput import ThroughputView
 
 
@@ -156,7 +157,10 @@ def queue_rows(scan: q.ScanResult) -> QueueRows:
             )
         elif scan.marked(task.key, "blocked"):
             since = sidecars.sidecar_since(task, "blocked")
-            waiting = listed(task.depends_on) or listed(task.unsafe_depends)
+            nowhere = scan.nowhere.get(task.key, ())
+            waiting = listed(waits_for(str(d), nowhere) for d in task.depends_on) or listed(
+                task.unsafe_depends
+            )
             blocked.append(
                 TaskRow(task.key, task.project, task.title, task.priority, task.created, since, waiting)
             )
@@ -271,6 +275,10 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for s in snap.sessions
         ],
         "queues": {"inbox": len(snap.inbox), "blocked": len(snap.blocked), "delegated": len(snap.delegated)},
+        "blocked": [
+            {"task": t.key, "waiting_for": t.waiting_for, "since": _time(t.blocked_since)}
+            for t in snap.blocked
+        ],
         "delegated": [
             {"task": t.key, "provider": t.provider, "job": t.job, "status": t.job_status}
             for t in snap.delegated

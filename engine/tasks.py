@@ -18,6 +18,7 @@ from typing import Literal, TypeGuard
 
 import yaml
 
+from engine.bounded import LIST_SHOWN
 from engine.safetext import control_in, describe_control, visible
 
 log = logging.getLogger(__name__)
@@ -429,13 +430,29 @@ def _first_line(body: str) -> str | None:
     return None
 
 
+NOWHERE = "exists nowhere (not queued, running, done or failed)"
+
+
 @dataclass(frozen=True)
 class DepStatus:
-    """Whether a task's dependencies are met: `missing` as `project:task_id`, `unsafe` exactly as written."""
+    """Whether a task's dependencies are met: `missing` as `project:task_id`, `unsafe` exactly as written,
+    and `nowhere`, the missing ones that no queue holds in any state (a typo, or a task not written yet)."""
 
     met: bool
     missing: tuple[str, ...] = ()
     unsafe: tuple[str, ...] = ()
+    nowhere: tuple[str, ...] = ()
+
+    def waiting(self) -> list[str]:
+        """One reason per unmet entry: `unsafe depends_on entry '…'`, `waiting for p:t` (with a hint if
+        p:t exists nowhere)."""
+        unsafe = [f"unsafe depends_on entry {u!r}" for u in self.unsafe]
+        return unsafe + [f"waiting for {waits_for(m, self.nowhere)}" for m in self.missing]
+
+
+def waits_for(dependency: str, nowhere: Iterable[str]) -> str:
+    """`p:t`, or `p:t, which exists nowhere (…)` when no queue holds it."""
+    return f"{dependency}, which {NOWHERE}" if dependency in nowhere else dependency
 
 
 class DoneListing:
@@ -465,11 +482,29 @@ class DoneListing:
 
     def has(self, done_dir: Path, task_id: str) -> bool:
         """Met by `done/<id>.md`, or `done/<id>*.md` as timestamped queues name finished tasks."""
-        if self._in(done_dir, task_id):
+        return self._in_box(done_dir, task_id)
+
+    def _in_box(self, box: Path, task_id: str) -> bool:
+        """In `done/` or `failed/` (`box`), or in the janitor's archive of it."""
+        if self._in(box, task_id):
             return True
-        archive = done_dir.parent / "archive"
+        archive = box.parent / "archive"
         months = sorted(self._listing(archive), reverse=True)
-        return any(self._in(archive / month / "done", task_id) for month in months)
+        return any(self._in(archive / month / box.name, task_id) for month in months)
+
+    def exists(self, project_dir: Path, task_id: str, besides: Path | None = None) -> bool:
+        """Whether the project holds the task in any state: queued or running in its inbox (the file
+        `besides`, the task asking, aside), done or failed; by the same `<id>*` rule as `has`."""
+        inbox = queue_dir(project_dir, "inbox")
+        mine = besides.name if besides is not None else None
+        if any(
+            n.startswith(task_id) and n.endswith((TASK_SUFFIX, CLAIM_SUFFIX)) and n != mine
+            for n in self._listing(inbox)
+        ):
+            return True
+        return self._in_box(queue_dir(project_dir, "done"), task_id) or self._in_box(
+            queue_dir(project_dir, "failed"), task_id
+        )
 
 
 def resolve_dependencies(
@@ -478,7 +513,7 @@ def resolve_dependencies(
     projects: Mapping[str, Path] | None = None,
     listing: DoneListing | None = None,
 ) -> DepStatus:
-    """Check `task.depends_on` against the done queues.
+    """Check `task.depends_on` against the done queues, and the unmet ones against every queue.
 
     A dependency's project is looked up in `projects` (name -> dir, dedicated projects included),
     then as `projects_dir/<name>`; the task's own project is always its own directory. An unknown
@@ -486,6 +521,7 @@ def resolve_dependencies(
     """
     listing = listing if listing is not None else DoneListing()
     missing: list[str] = []
+    nowhere: list[str] = []
     for dep in task.depends_on:
         if dep.project == task.project:
             project_dir: Path | None = task.project_dir
@@ -497,5 +533,12 @@ def resolve_dependencies(
             project_dir = None
         if project_dir is None or not listing.has(queue_dir(project_dir, "done"), dep.task_id):
             missing.append(str(dep))
+            # Only the entries a person is shown get the hint: 10,000 of them would cost a round dearly.
+            if len(missing) <= LIST_SHOWN and (
+                project_dir is None or not listing.exists(project_dir, dep.task_id, besides=task.path)
+            ):
+                nowhere.append(str(dep))
     unsafe = task.unsafe_depends
-    return DepStatus(met=not missing and not unsafe, missing=tuple(missing), unsafe=unsafe)
+    return DepStatus(
+        met=not missing and not unsafe, missing=tuple(missing), unsafe=unsafe, nowhere=tuple(nowhere)
+    )

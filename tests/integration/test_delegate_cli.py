@@ -147,4 +147,5 @@ def test_missing_key_or_url_is_one_clear_line(tmp_path: Path, server: JobServer)
     no_url = cfo(write_config(tmp_path, None), "get", "job-1")
     assert no_url.returncode == EXIT_INPUT and "delegation.url is not set" in no_url.stderr
     bad = cfo(config, "decide", str(tmp_path / "missing.md"))
-    assert bad.returncode == EXIT_INPUT and "missing.md" in bad.stderr
+    assert bad.returncode == EXIT_INPUT
+    assert bad.stderr.strip().splitlines() == [f"cfo delegate: {tmp_path / 'missing.md'}: no such file"]

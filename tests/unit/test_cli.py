@@ -110,6 +110,17 @@ def test_version() -> None:
     assert result.returncode == 0 and result.stdout.startswith("cfo ")
 
 
+def test_check_on_a_missing_config_names_the_init_that_writes_it(tmp_path: Path) -> None:
+    path = tmp_path / "my configs" / "cfo.yaml"
+    result = cfo("check", "--config", str(path))
+    assert result.returncode == 1
+    assert (
+        result.stdout
+        == f"{path}: no such file (write a commented example with: cfo init --config '{path}')\n"
+    )
+    assert main(["init", "--config", str(path)]) == 0 and path.exists()  # the hint works as written
+
+
 def test_a_missing_config_is_one_clear_line(tmp_path: Path) -> None:
     result = cfo("--no-ui", "--config", str(tmp_path / "absent.yaml"))
     assert result.returncode == 1

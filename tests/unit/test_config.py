@@ -670,7 +670,9 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.yaml"
     with pytest.raises(ConfigError, match="no such file") as caught:
         load_config(path)
-    assert caught.value.problems == [f"{path}: no such file (write a commented example with: cfo init)"]
+    assert caught.value.problems == [
+        f"{path}: no such file (write a commented example with: cfo init --config {path})"
+    ]
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:

@@ -481,15 +481,14 @@ def test_dependencies_are_met_by_done_files_plain_or_timestamped(tmp_path: Path)
     )
     known = {"conformvault": dedicated}
     status = resolve_dependencies(task, projects_dir, known)
-    assert status == DepStatus(
-        met=False, missing=("api:001-schema", "api:002-seed", "web:000-setup", "conformvault:x", "ghost:y")
-    )
+    missing = ("api:001-schema", "api:002-seed", "web:000-setup", "conformvault:x", "ghost:y")
+    assert status == DepStatus(met=False, missing=missing, nowhere=missing)
     (api / ".agent-queue" / "done" / "001-schema.md").write_text("done")
     (api / ".agent-queue" / "done" / "002-seed-20260101T120000.md").write_text("done")
     (web / ".agent-queue" / "done" / "000-setup.md").write_text("done")
     (dedicated / ".agent-queue" / "done" / "x.md").write_text("done")
     status = resolve_dependencies(task, projects_dir, known)
-    assert status == DepStatus(met=False, missing=("ghost:y",))
+    assert status == DepStatus(met=False, missing=("ghost:y",), nowhere=("ghost:y",))
     project(projects_dir, "ghost")
     (projects_dir / "ghost" / ".agent-queue" / "done" / "y-2.md").write_text("done")
     assert resolve_dependencies(task, projects_dir, known).met
