@@ -31,6 +31,7 @@ def render_status(data: dict[str, Any]) -> str:
     lines += [
         f"account: {data['active_account'] or '-'}   dispatch: {data['dispatch']}",
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}",
+        f"today: done {data['today']['completed']}  failed {data['today']['failed']}",
     ]
     for s in data["sessions"]:
         held = f"held until {s['held_until']} after a failed launch" if s.get("held_until") else ""
