@@ -40,7 +40,7 @@ from cfo_tui.widgets.queues import (
     RecentTable,
     matches,
 )
-from cfo_tui.widgets.sessions import SessionsTable
+from cfo_tui.widgets.sessions import SessionsTable, failure_note
 from cfo_tui.widgets.swaps import SwapsTable
 from engine.config import Config
 from engine.events import Event
@@ -480,7 +480,7 @@ class CfoApp(App[int]):
         async def load() -> None:
             text = await self.engine.pane_tail(name, tail.lines_wanted)
             if tail.is_mounted:
-                tail.show(name, text)
+                tail.show(name, text, failure_note(self.selected_session(), self._now()))
 
         # A function, not a coroutine object: a fetch superseded before it starts is dropped cleanly.
         work: WorkType[None] = load

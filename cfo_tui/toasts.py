@@ -29,9 +29,11 @@ class Toast:
 def _swap(event: Event, snap: Snapshot) -> Toast:
     if snap.swaps:
         w = snap.swaps[-1]
-        text = f"{w.from_account or '—'} → {w.to_account}"
+        text = f"{w.from_account or '—'} → {w.to_account}: {w.trigger or 'a limit'}"
         if w.trigger_session:
-            text += f" after {w.trigger_session} hit {w.pattern or 'a limit'}"
+            text += f" in {w.trigger_session}"
+        elif w.snippet:
+            text += f" ({w.snippet})"
         text += f"; {len(w.sessions_resumed)} session(s) resumed"
     else:
         text = f"now on {event.account or 'another account'}"

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from engine import counters
 from engine import queue as q
 from engine.batch import PaneReader
 from engine.clock import Clock
@@ -18,14 +19,12 @@ from engine.lifecycle import ensure_pool
 from engine.lock import EngineError, StateLock
 from engine.patterns import Patterns
 from engine.runtime import Look, Running
-from engine.snapshot import day_of
 from engine.state import SessionKind, SessionState, State, StateStore
 from engine.tmux import TmuxClient
 
 log = logging.getLogger(__name__)
 
 CAPTURE_LINES = 120  # how much of a pane one look reads
-COUNTED_DAYS = 7  # per-day counters older than this age out
 RETRY_FIRST = 0.5  # a failed state or queue write is tried again after this, doubling up to RETRY_MAX
 RETRY_MAX = 30.0
 
@@ -76,6 +75,12 @@ class Context:
     # ----------------------------------------------------------------- events and state
 
     def emit(self, kind: EventType, **fields: Any) -> Event:
+        """Record an event. A task's outcome (`completed`, `failed`) is counted here, and only here, so
+        the console, `cfo status` and /metrics count every path that ends a task the same way; the
+        count is saved with it."""
+        if kind in counters.OUTCOMES:
+            counters.tally(self.state.counters, kind, self.clock.now())
+            self.save()
         return self.events.emit(kind, **fields)
 
     def save(self) -> bool:
@@ -117,15 +122,6 @@ class Context:
         if self.halted is None:
             self.halted = reason
             self.wake_halt.set()
-
-    def count(self, counter: str) -> None:
-        """A lifetime total and one for today (the console's 'done today'); days past a week age out."""
-        now = self.clock.now()
-        self.state.count(counter)
-        self.state.count(f"{counter}:{day_of(now)}")
-        cutoff = f"{counter}:{day_of(now - COUNTED_DAYS * 86400)}"
-        for key in [k for k in self.state.counters if k.startswith(counter + ":") and k < cutoff]:
-            del self.state.counters[key]
 
     def session_state(self, name: str) -> SessionState:
         """The persisted record of session `name`, made on first use."""

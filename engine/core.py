@@ -83,7 +83,7 @@ class Engine:
         self.watchdog_tick = watchdog_tick
         self.janitor_period = JANITOR_PERIOD
         self.delegation = DelegationManager.from_config(
-            config.delegation, ctx.emit, ctx.clock.now, ctx.count, **(delegation_options or {})
+            config.delegation, ctx.emit, ctx.clock.now, **(delegation_options or {})
         )
         self.watchdog = Watchdog(config.watchdog, ctx.patterns)
         # File ages and alert windows are wall-clock matters, whatever clock drives the engine's decisions.
@@ -197,6 +197,7 @@ class Engine:
             throughput=self.throughput.view(now, accounts),
             degraded=ctx.degraded,
             fleet=self.fleet.view(time.time()) if self.fleet is not None else None,
+            patterns=ctx.patterns,
         )
 
     async def pane_tail(self, name: str, lines: int = 40) -> str:
@@ -251,7 +252,10 @@ class Engine:
         target = self.switcher.target()
         if target is None or self.switcher.swapping:
             return None
-        self.ctx.spawn(self.switcher.swap(Trigger(reason=reason, restart_all=not drain)))
+        on = self.ctx.state.active_account or self.config.accounts[0].name
+        how = f"drain: tasks finish on {on}" if drain else "now: tasks move at once"
+        trigger = Trigger(reason=reason, pattern="operator", snippet=how, restart_all=not drain)
+        self.ctx.spawn(self.switcher.swap(trigger))
         return target.name
 
     # ----------------------------------------------------------------- running

@@ -55,6 +55,7 @@ class Finisher:
         ctx = self.ctx
         # A finished turn proves the session's login works: an earlier auth failure no longer counts.
         ctx.state.counters.pop(auth_failures(run.session), None)
+        ctx.session_state(run.session).last_done = ctx.clock.now()  # an earlier failure is history now
         seconds = round(ctx.clock.now() - run.started, 1)
         record = Finishing(
             run.task.key, "completed", how, run.session, run.account, seconds, self._footer(run, how)
@@ -105,9 +106,7 @@ class Finisher:
                 )
             return False
         del ctx.state.finishing[str(claimed)]
-        ctx.count(record.outcome)
         self.forget_task(record.task)
-        ctx.save()
         extra = {"seconds": record.seconds} if record.seconds is not None else {}
         ctx.emit(
             record.outcome,
@@ -116,7 +115,7 @@ class Finisher:
             account=record.account,
             reason=record.reason,
             **extra,
-        )
+        )  # counted and saved with the event
         return True
 
     async def requeue(self, run: Running, reason: str) -> None:

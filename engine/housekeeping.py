@@ -56,7 +56,6 @@ class Housekeeping:
                     log.error("%s", exc)
                     continue
                 log.error("%s: moved to failed/: %s", v.task.path, reason)
-                ctx.count("failed")
                 ctx.emit("failed", task=v.task.key, reason=reason)
                 wake = True
         if wake:

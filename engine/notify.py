@@ -72,7 +72,9 @@ def _line(event: Event) -> str:
     extra = event.extra
     if event.type == SWAP:
         line = f"{extra.get('from_account', '?')} -> {event.account}"
-        return f"{line} ({event.reason})" if event.reason else line
+        # The reason names the trigger readably (`quota: session limit`, `operator`); a limit names where.
+        why = " in ".join(filter(None, (event.reason, event.session)))
+        return f"{line} ({why})" if why else line
     if event.type == ALL_EXHAUSTED:
         until = extra.get("until")
         return "dispatch paused" + (f" until {_when(until)}" if until is not None else "")

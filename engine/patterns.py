@@ -47,10 +47,26 @@ _REQUIRED_GROUPS: Mapping[str, frozenset[str]] = {
     "reset_clock": frozenset({"hour"}),
 }
 _ENTRY_KEYS: Mapping[str, frozenset[str]] = {
-    "layout": frozenset({"regex", "example"}),
-    "stops": frozenset({"name", "kind", "regex", "example"}),
-    "warnings": frozenset({"name", "regex", "example"}),
+    "layout": frozenset({"regex", "example", "label"}),
+    "stops": frozenset({"name", "kind", "regex", "example", "label"}),
+    "warnings": frozenset({"name", "regex", "example", "label"}),
 }
+TRANSCRIPT = "transcript:"
+"""The prefix of a stop read from a conversation's API-error record rather than the screen."""
+TRIGGER_LABELS: Mapping[str, str] = {
+    "operator": "operator",
+    "limit_reset": "limit reset",
+    "back_to_first": "back to first account",
+}
+"""What starts a swap besides a pattern on screen: the operator, and the engine when a limit resets."""
+RECORD_LABELS: Mapping[str, str] = {
+    "rate_limit": "API 429",
+    "overloaded": "API 529 overloaded",
+    "api_error": "API 500",
+    "server_error": "API 5xx",
+    "authentication_failed": "API 401",
+}
+"""A conversation's API-error record by its `error` field (a bare status reads `API <status>`)."""
 
 
 class PatternError(ValueError):
@@ -66,6 +82,8 @@ class Pattern:
     example: str
     source: str
     kind: StopKind | None = None
+    label: str | None = None
+    """What a person reads for it (`session limit`, `API 429`): swap rows, toasts, logs, alerts."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,22 @@ class Patterns:
 
     def all(self) -> tuple[Pattern, ...]:
         return (*self.layout.values(), *self.stops, *self.warnings)
+
+    def label(self, name: str | None) -> str:
+        """The readable name of what triggered a stop or a swap: a pattern's label, a transcript record's
+        (`transcript:rate_limit` reads `API 429`), the operator or a limit reset; "" for none. A name
+        without a label (a user's pattern) reads as its words."""
+        if not name:
+            return ""
+        if name in TRIGGER_LABELS:
+            return TRIGGER_LABELS[name]
+        if name.startswith(TRANSCRIPT):
+            inner = name.removeprefix(TRANSCRIPT)
+            if inner in RECORD_LABELS:
+                return RECORD_LABELS[inner]
+            return f"API {inner}" if inner.isdigit() else self.label(inner)
+        found = next((p for p in self.all() if p.name == name and p.label), None)
+        return found.label if found is not None and found.label else name.replace("_", " ")
 
 
 def _shipped_text() -> tuple[str, str]:
@@ -126,12 +160,15 @@ def _compile(source: str, key: str, entry: Any, section: str) -> Pattern:
         raise PatternError(f"{source}: {key}.regex: needs the named group(s) {', '.join(sorted(missing))}")
     if not regex.search(entry["example"]):
         raise PatternError(f"{source}: {key}: regex does not match its example {entry['example']!r}")
+    label = entry.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise PatternError(f"{source}: {key}.label: expected a non-empty string")
     kind: StopKind | None = None
     if section == "stops":
         if entry.get("kind") not in STOP_KINDS:
             raise PatternError(f"{source}: {key}.kind: expected one of {', '.join(STOP_KINDS)}")
         kind = cast(StopKind, entry["kind"])
-    return Pattern(name=name, regex=regex, example=entry["example"], source=source, kind=kind)
+    return Pattern(name=name, regex=regex, example=entry["example"], source=source, kind=kind, label=label)
 
 
 def _named_list(source: str, section: str, entries: Any) -> list[Pattern]:

@@ -144,7 +144,7 @@ class QuotaMonitor:
             return
         self.ctx.emit("quota_hit", session=session, task=task, account=account, reason=stop.snippet)
         trigger = Trigger(
-            reason=f"quota: {stop.pattern}",
+            reason=f"quota: {self.ctx.patterns.label(stop.pattern)}",
             session=session,
             pattern=stop.pattern,
             snippet=stop.snippet,
@@ -278,7 +278,9 @@ class QuotaMonitor:
 
     async def return_to_first(self) -> None:
         first = self.ctx.config.accounts[0].name
-        await self.switcher.swap(Trigger(reason=f"back to {first}: its limit has reset", target=first))
+        why = f"{first}'s limit has reset"
+        reason = f"back to {first}: {why}"
+        await self.switcher.swap(Trigger(reason, pattern="back_to_first", snippet=why, target=first))
 
     def reset_due(self) -> bool:
         """Every account was exhausted and the earliest limit has reset by now."""
@@ -297,7 +299,8 @@ class QuotaMonitor:
         waiting = [r for r in ctx.running.values() if r.phase == "waiting"]
         usable = next_usable(ctx.config, ctx.state, None, now)
         if usable is not None and usable.name != ctx.state.active_account:
-            await self.switcher.swap(Trigger(reason="limit reset"))
+            why = f"{usable.name}'s limit has reset"
+            await self.switcher.swap(Trigger(reason="limit reset", pattern="limit_reset", snippet=why))
             return
         for run in waiting:
             run.phase, run.quota_seen_at, run.resumed_at = "working", None, now

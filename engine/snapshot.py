@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
 from typing import Any, cast
 
 from engine import queue as q
@@ -13,18 +12,16 @@ from engine.accounts import next_usable
 from engine.bounded import listed
 from engine.clock import iso
 from engine.config import Config
+from engine.counters import OUTCOMES
+from engine.counters import day_of as day_of
 from engine.delegation.manager import SUBMITTING
 from engine.delegation.router import decide
+from engine.patterns import Patterns, load_patterns
 from engine.redact import redact_tree
 from engine.runtime import Running
-from engine.state import IDLE, WORKING, State
+from engine.state import IDLE, WORKING, SessionState, State
 from engine.tasks import waits_for
 from engine.throughput import ThroughputView
-
-
-def day_of(ts: float) -> str:
-    """The local calendar day of `ts`, as used in the per-day counters (`completed:2026-11-21`)."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,11 @@ class SessionRow:
     started: float | None
     last_fail: str | None
     held_until: float | None = None
+    account_old: bool = False
+    """The agent runs under an account the pool has left (a turn let finish there after a swap)."""
+    last_fail_at: float | None = None
+    last_fail_cleared: bool = False
+    """A task of the session completed after its last failure: the failure is history."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class SwapRow:
     sessions_resumed: tuple[str, ...]
     duration: float | None
     sessions_not_resumed: Mapping[str, str] = field(default_factory=dict)
+    trigger: str = ""
+    """What started it, readable: the pattern's label (`session limit`, `API 429`), or `operator`."""
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,10 @@ def build_snapshot(
     throughput: ThroughputView | None = None,
     degraded: str | None = None,
     fleet: FleetView | None = None,
+    patterns: Patterns | None = None,
 ) -> Snapshot:
-    """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them."""
+    """`jobs`: task key -> (provider, job id, job status) as the delegation reaper last saw them;
+    `patterns` name the swaps' triggers (the shipped ones if not given)."""
     names = sorted(set(state.sessions) | set(live_sessions) | set(running))
     sessions: list[SessionRow] = []
     for name in names:
@@ -191,18 +197,24 @@ def build_snapshot(
             continue
         s = state.sessions.get(name)
         run = running.get(name)
+        kind = "dedicated" if name in config.dedicated_names else "pool"
+        account = run.account if run else _account(kind, s)
+        fail = s.last_fail if s else None
         sessions.append(
             SessionRow(
                 name=name,
-                kind="dedicated" if name in config.dedicated_names else "pool",
+                kind=kind,
                 state=s.state if s else IDLE,
                 task=run.task.key if run else (s.task if s else None),
                 title=run.task.title if run else None,
-                account=(run.account if run else None) or (s.account if s else None),
+                account=account,
                 model=(run.model if run else None) or (s.model if s else None),
                 started=run.started if run else (s.assigned_at if s and s.task else None),
-                last_fail=s.last_fail.reason if s and s.last_fail else None,
+                last_fail=fail.reason if fail else None,
                 held_until=s.held_until if s and s.held_until is not None and s.held_until > now else None,
+                account_old=account is not None and account != (state.active_account or account),
+                last_fail_at=fail.at if fail else None,
+                last_fail_cleared=fail is not None and s is not None and (s.last_done or 0.0) > fail.at,
             )
         )
     inbox, blocked, delegated = queue_rows(scan)
@@ -213,6 +225,7 @@ def build_snapshot(
             else row
             for row in delegated
         )
+    names_of = patterns or load_patterns()
     swaps = tuple(
         SwapRow(
             w.at,
@@ -224,6 +237,7 @@ def build_snapshot(
             tuple(w.sessions_resumed),
             w.duration,
             dict(w.sessions_not_resumed),
+            names_of.label(w.pattern),
         )
         for w in state.swaps
     )
@@ -250,6 +264,16 @@ def build_snapshot(
     )
 
 
+def _account(kind: str, s: SessionState | None) -> str | None:
+    """The account the agent of a session that runs no task of ours is under. An idle pool session runs
+    no agent (its next task starts under the active account); a dedicated session's agent stays under
+    the account it was last started or resumed under, and so does a pool session's whose run the state
+    records (`cfo status` reads the state without the engine's runs)."""
+    if s is None or (kind == "pool" and s.task is None):
+        return None
+    return s.account
+
+
 def _time(value: float | None) -> str | None:
     return iso(value) if value is not None else None
 
@@ -269,7 +293,10 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
                 "account": s.account,
                 "model": s.model,
                 "started": _time(s.started),
+                "account_old": s.account_old,
                 "last_fail": s.last_fail,
+                "last_fail_at": _time(s.last_fail_at),
+                "last_fail_cleared": s.last_fail_cleared,
                 "held_until": _time(s.held_until),
             }
             for s in snap.sessions
@@ -293,6 +320,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for w in snap.swaps
         ],
         "counters": dict(snap.counters),
+        "today": {outcome: snap.today(outcome) for outcome in sorted(OUTCOMES)},
         "swap_target": snap.swap_target,
         "degraded": snap.degraded,
     }

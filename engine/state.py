@@ -56,6 +56,8 @@ class SessionState:
     """The claimed file (`inbox/<id>.md.dispatched`)."""
     assigned_at: float | None = None
     last_fail: Failure | None = None
+    last_done: float | None = None
+    """When a task of this session last completed: a failure before it is history."""
     account: str | None = None
     model: str | None = None
     launch_failed_at: float | None = None
@@ -197,6 +199,7 @@ def _session_to_dict(s: SessionState) -> dict[str, object]:
         "task_path": s.task_path,
         "assigned_at": s.assigned_at,
         "last_fail": None if s.last_fail is None else {"at": s.last_fail.at, "reason": s.last_fail.reason},
+        "last_done": s.last_done,
         "account": s.account,
         "model": s.model,
         "launch_failed_at": s.launch_failed_at,
@@ -273,6 +276,7 @@ def _session_from(item: _Obj) -> SessionState:
         task_path=item.opt_text("task_path"),
         assigned_at=item.opt_number("assigned_at"),
         last_fail=None if fail is None else Failure(at=fail.number("at"), reason=fail.text("reason")),
+        last_done=item.opt_number("last_done"),
         account=item.opt_text("account"),
         model=item.opt_text("model"),
         launch_failed_at=item.opt_number("launch_failed_at"),

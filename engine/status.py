@@ -92,6 +92,7 @@ def render_status(data: dict[str, Any]) -> str:
     lines.append(
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}"
     )
+    lines.append(f"today: done {data['today']['completed']}  failed {data['today']['failed']}")
     for s in data["sessions"]:
         held = f"held until {s['held_until']} after a failed launch" if s.get("held_until") else ""
         lines.append(f"  {s['name']:<24} {s['kind']:<9} {s['state']:<10} {s['task'] or held}")

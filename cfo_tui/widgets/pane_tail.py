@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -35,9 +36,11 @@ class PaneTail(Widget):
         self.session: str | None = None
         self._ansi = ""
         self.text = Text()
+        self.note: Text | None = None
+        """Shown above the pane's lines, wrapped: what the console knows of the session (its last failure)."""
 
-    def render(self) -> Text:
-        return self.text
+    def render(self) -> RenderableType:
+        return Group(self.note, self.text) if self.note is not None else self.text
 
     def update(self, text: Text) -> None:
         if text != self.text:
@@ -52,18 +55,28 @@ class PaneTail(Widget):
         """How many lines fill the widget (at least a screenful of a typical pane)."""
         return max(40, self.content_region.height)
 
-    def show(self, session: str | None, ansi: str) -> None:
+    def show(self, session: str | None, ansi: str, note: Text | None = None) -> None:
         self.session, self._ansi = session, ansi
         self.border_title = f"Tail · {session}" if session else "Tail"
+        if note != self.note:
+            self.note = note
+            self.refresh()
         if session is None:
             self.update(Text("No session selected.", style="dim italic"))
         elif not ansi.strip():
             self.update(Text(f"{session}: nothing captured yet.", style="dim italic"))
         else:
-            self.update(_last_lines(ansi, self.content_region.height))
+            height = self.content_region.height
+            self.update(_last_lines(ansi, max(1, height - self._note_height()) if height > 0 else 0))
+
+    def _note_height(self) -> int:
+        width = self.content_region.width
+        if self.note is None or width <= 0:
+            return 0
+        return len(self.note.wrap(self.app.console, width))
 
     def on_resize(self, event: events.Resize) -> None:
-        self.show(self.session, self._ansi)
+        self.show(self.session, self._ansi, self.note)
 
 
 class TailScreen(Screen[None]):

@@ -1,4 +1,4 @@
-"""The swap history: each account failover with its trigger, the matched pattern and what it resumed."""
+"""The swap history: each account failover with what triggered it, where, the detail and what it resumed."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ class SwapsTable(LiveTable):
     COLUMNS = (
         ColumnSpec("time", "Time", 8),
         ColumnSpec("swap", "From → to", 20),
-        ColumnSpec("trigger", "Trigger", 11, drop=2),
-        ColumnSpec("pattern", "Pattern", 10, flex=2, drop=3),
-        ColumnSpec("snippet", "Snippet", 12, flex=3, drop=4),
+        ColumnSpec("trigger", "Trigger", 13, drop=2),
+        ColumnSpec("session", "Session", 11, drop=3),
+        ColumnSpec("detail", "Detail", 12, flex=4, drop=4),
         ColumnSpec("resumed", "Resumed", 7, drop=1),
         ColumnSpec("took", "Took", 5, drop=1),
     )
@@ -35,9 +35,9 @@ class SwapsTable(LiveTable):
                 {
                     "time": (clock(w.at, now), "dim"),
                     "swap": (f"{w.from_account or '—'} → {w.to_account}", "bold"),
-                    "trigger": (w.trigger_session or "—", ""),
-                    "pattern": (w.pattern or "", "yellow"),
-                    "snippet": (w.snippet or "", "dim"),
+                    "trigger": (w.trigger or "—", "yellow"),
+                    "session": (w.trigger_session or "—", "" if w.trigger_session else "dim"),
+                    "detail": (w.snippet or "", "dim"),
                     "resumed": (str(len(w.sessions_resumed)), ""),
                     "took": (_took(w.duration), "dim"),
                 },

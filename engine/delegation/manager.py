@@ -50,13 +50,11 @@ class DelegationManager:
         config: DelegationConfig,
         emit: Emit,
         now: Callable[[], float],
-        count: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self._config = config
         self._emit = emit
         self._now = now
-        self._count = count or (lambda _counter: None)
         self.jobs: dict[str, JobView] = {}
         self.in_flight: set[str] = set()
         # Tasks whose delegation failed, by version: they run locally; an edited file is routed again.
@@ -78,7 +76,6 @@ class DelegationManager:
         config: DelegationConfig,
         emit: Emit,
         now: Callable[[], float],
-        count: Callable[[str], None] | None = None,
         environ: Mapping[str, str] = os.environ,
         **client_options: Any,
     ) -> DelegationManager | None:
@@ -87,7 +84,7 @@ class DelegationManager:
         if not config.url or not token:
             return None
         options = {"timeout": config.request_timeout, "deadline": config.call_timeout} | client_options
-        return cls(JobClient(config.url, token, **options), config, emit, now, count)
+        return cls(JobClient(config.url, token, **options), config, emit, now)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -294,8 +291,7 @@ class DelegationManager:
             return
         finally:
             self._forget(task.key)
-        self.counters[outcome] += 1
-        self._count(outcome)
+        self.counters[outcome] += 1  # the engine's own task counters count the event
         self._emit(outcome, task=task.key, **event)
 
     def _forget(self, key: str) -> None:

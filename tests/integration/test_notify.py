@@ -140,7 +140,7 @@ def test_each_swap_is_one_json_message(receiver: Receiver) -> None:
     assert first.headers["Content-Type"] == "application/json"
     assert first.json()["type"] == "swap"
     assert first.json()["count"] == 1
-    assert first.json()["text"] == "account swapped: a -> b (quota)"
+    assert first.json()["text"] == "account swapped: a -> b (quota in ccl-auto-11)"
     assert first.json()["events"][0]["session"] == "ccl-auto-11"
     assert second.json()["text"] == "account swapped: b -> a (limit reset)"
 

@@ -89,7 +89,8 @@ class FakeEngine:
         if self.swap_to is None:
             return None
         was = self.snap.active_account
-        swap = SwapRow(self.now, was, self.swap_to, None, None, None, (), 0.4)
+        how = f"drain: tasks finish on {was}" if drain else "now: tasks move at once"
+        swap = SwapRow(self.now, was, self.swap_to, None, "operator", how, (), 0.4, trigger="operator")
         # The operator's swap leaves the account it leaves usable: with two accounts, the next target.
         self.snap = replace(
             self.snap, active_account=self.swap_to, swaps=(*self.snap.swaps, swap), swap_target=was

@@ -33,6 +33,18 @@ AGENT_PANE = (
     "\n"
 )
 
+STALLED_PANE = (
+    "> [002-flaky-server.md] Retry flaky webhooks with a backoff.\n"
+    "\n"
+    "⏺ Reading src/webhooks/retry.py first.\n"
+    "● API Error: 529 Overloaded. This is a server-side issue, usually temporary.\n"
+    "\x1b[38;5;174m✻ Worked for 25m 01s\x1b[0m\n"
+    "\n"
+    "\x1b[2m────────────────────────────────────────────────────────────────────────────\x1b[0m\n"
+    "❯ \n"
+    "\x1b[2m────────────────────────────────────────────────────────────────────────────\x1b[0m\n"
+)
+
 
 def _session(
     name: str,
@@ -43,9 +55,25 @@ def _session(
     model: str | None = "sonnet",
     last_fail: str | None = None,
     account: str | None = "primary",
+    cleared: bool = False,
 ) -> SessionRow:
     kind = "dedicated" if name == "ccl-1-conformvault" else "pool"
-    return SessionRow(name, kind, state, task, title, account, model, started, last_fail)
+    if kind == "pool" and state in ("idle", "out of pool"):
+        account = None  # no agent runs in an idle pool session
+    fail_at = NOW - 600 if last_fail else None
+    return SessionRow(
+        name,
+        kind,
+        state,
+        task,
+        title,
+        account,
+        model,
+        started,
+        last_fail,
+        last_fail_at=fail_at,
+        last_fail_cleared=cleared,
+    )
 
 
 SESSIONS = (
@@ -60,14 +88,20 @@ SESSIONS = (
         NOW - 3723,
     ),
     _session("ccl-auto-13", "launching", "docs site:001-changelog", "Write the changelog entry", NOW - 4),
-    _session("ccl-auto-14", "idle", last_fail="crashed: the agent exited (bash is in the foreground)"),
+    # It crashed on one task, then completed another (the events pane shows it): the failure is history.
+    _session(
+        "ccl-auto-14", "idle", last_fail="crashed: the agent exited (bash is in the foreground)", cleared=True
+    ),
     _session(
         "ccl-auto-15",
         "stalled",
         "billing-api:002-flaky-server",
         "Retry flaky webhooks",
         NOW - 1500,
-        last_fail="API error 4 times: 529 overloaded_error",
+        last_fail=(
+            "launch failed: the agent did not reach its prompt within 30s "
+            "(bash: line 1: claude: command not found)"
+        ),
     ),
     _session("ccl-auto-16", "recycling"),
     _session("ccl-auto-17", "out of pool", last_fail="auth failed twice: Not logged in · Please run /login"),
@@ -157,15 +191,28 @@ DELEGATED = (
     ),
 )
 
+OPERATOR_SWAP = SwapRow(
+    NOW - 9000,
+    "primary",
+    "secondary",
+    None,
+    "operator",
+    "now: tasks move at once",
+    ("ccl-auto-11",),
+    2.4,
+    trigger="operator",
+)
+
 OLD_SWAP = SwapRow(
     NOW - 7000,
     "secondary",
     "primary",
     "ccl-auto-12",
-    "usage limit",
-    "You've hit your usage limit · resets 1am",
+    "hit_your_weekly_limit",
+    "You've hit your weekly limit · resets Mon 1am",
     ("ccl-auto-11", "ccl-auto-12"),
     4.2,
+    trigger="weekly limit",
 )
 
 NEW_SWAP = SwapRow(
@@ -173,10 +220,11 @@ NEW_SWAP = SwapRow(
     "primary",
     "secondary",
     "ccl-auto-12",
-    "5-hour limit reached",
-    "5-hour limit reached ∙ resets 10am",
+    "hit_your_session_limit",
+    "You've hit your session limit · resets 10am (Europe/Paris)",
     ("ccl-1-conformvault", "ccl-auto-11", "ccl-auto-12"),
     3.1,
+    trigger="session limit",
 )
 
 
@@ -226,14 +274,21 @@ def empty() -> Snapshot:
     )
 
 
+def _after_swap(row: SessionRow) -> SessionRow:
+    """The swap resumed its sessions under secondary and the launch after it started there; the stalled
+    run goes on under primary, which the pool has left."""
+    if row.name in NEW_SWAP.sessions_resumed or row.state == "launching":
+        return replace(row, account="secondary")
+    return replace(row, account_old=row.account == "primary")
+
+
 def swapped() -> Snapshot:
-    moved = tuple(replace(s, account="secondary") if s.state == "working" else s for s in SESSIONS)
     return replace(
         busy(),
-        sessions=moved,
+        sessions=tuple(_after_swap(s) for s in SESSIONS),
         active_account="secondary",
         accounts={"primary": NOW + 7200, "secondary": None},
-        swaps=(OLD_SWAP, NEW_SWAP),
+        swaps=(OPERATOR_SWAP, OLD_SWAP, NEW_SWAP),
         swap_target=None,
     )
 
@@ -243,7 +298,9 @@ def exhausted() -> Snapshot:
 
 
 def app_for(snap: Snapshot, swap_to: str | None = "secondary") -> CfoApp:
-    engine = FakeEngine(snap, tails={"ccl-1-conformvault": AGENT_PANE}, swap_to=swap_to)
+    engine = FakeEngine(
+        snap, tails={"ccl-1-conformvault": AGENT_PANE, "ccl-auto-15": STALLED_PANE}, swap_to=swap_to
+    )
     return still(make_app(make_config(), engine, now=lambda: NOW, start_engine=False))
 
 
@@ -276,8 +333,8 @@ async def after_swap_event(pilot: Pilot[int]) -> None:
             NOW - 20,
             session="ccl-auto-12",
             account="secondary",
-            reason="quota",
-            extra={"from_account": "primary"},
+            reason="quota: session limit",
+            extra={"from_account": "primary", "pattern": "hit_your_session_limit"},
         )
     )
     await settle(pilot)
@@ -382,6 +439,8 @@ SCENES: dict[str, Scene] = {
         Scene("help_screen", lambda: app_for(busy()), (80, 24), press=("question_mark",)),
         Scene("swap_confirm", lambda: app_for(busy()), (80, 24), press=("s",)),
         Scene("zoomed_tail", lambda: app_for(busy()), (100, 30), press=("enter",)),
+        # The stalled session, zoomed: its last failure in full above its pane.
+        Scene("failure_detail", lambda: app_for(busy()), (100, 30), press=("down",) * 5 + ("enter",)),
         Scene("filtered", lambda: app_for(busy()), (120, 36), press=("slash", *"app", "enter")),
         Scene(
             "events_pane",

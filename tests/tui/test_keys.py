@@ -147,9 +147,16 @@ def test_s_names_the_next_account_then_requests_the_swap() -> None:
         await pilot.press("y")
         await pilot.pause()
         assert engine.calls == [("request_swap", "operator")]
-        assert any(t.startswith("Account swapped: primary → secondary") for t in toasts(app))
+        assert (
+            "Account swapped: primary → secondary: operator (now: tasks move at once); "
+            "0 session(s) resumed" in toasts(app)
+        )
         assert "account secondary" in header(app)
         assert len(app.swaps.keys) == 2
+        app.show_snapshot()
+        newest = app.swaps.keys[0]
+        assert app.swaps.cell(newest, "trigger") == "operator"
+        assert app.swaps.cell(newest, "detail") == "now: tasks move at once"
 
     drive(script)
 
@@ -501,15 +508,20 @@ def test_the_wide_layout_shows_every_detail_of_a_swap() -> None:
             "Time",
             "From → to",
             "Trigger",
-            "Pattern",
-            "Snippet",
+            "Session",
+            "Detail",
             "Resumed",
             "Took",
         ]
-        newest = app.swaps.keys[0]
-        assert app.swaps.cell(newest, "trigger") == "ccl-auto-12"
-        assert app.swaps.cell(newest, "pattern") == "5-hour limit reached"
+        newest, _, first = app.swaps.keys
+        assert app.swaps.cell(newest, "trigger") == "session limit"
+        assert app.swaps.cell(newest, "session") == "ccl-auto-12"
+        assert (
+            app.swaps.cell(newest, "detail") == "You've hit your session limit · resets 10am (Europe/Paris)"
+        )
         assert app.swaps.cell(newest, "resumed") == "3"
+        assert (app.swaps.cell(first, "trigger"), app.swaps.cell(first, "session")) == ("operator", "—")
+        assert app.swaps.cell(first, "detail") == "now: tasks move at once"
 
     drive(script, snap=swapped(), size=(200, 60))
 
@@ -575,3 +587,33 @@ def test_a_session_held_after_a_failed_launch_says_so_and_the_palette_retries_it
         assert "idle" in [c.plain for c in app.sessions.get_row("ccl-auto-14")]
 
     drive(script, snap=held)
+
+
+def test_after_a_swap_a_session_still_on_the_left_account_is_marked_old() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        assert app.sessions.cell("ccl-auto-11", "account") == "secondary"  # resumed there
+        assert app.sessions.cell("ccl-auto-15", "account") == "primary (old)"  # its turn goes on there
+        assert app.sessions.cell("ccl-auto-14", "account") == ""  # idle: no agent, no account
+
+    drive(script, snap=swapped(), size=(200, 60))
+
+
+def test_the_selected_sessions_last_failure_is_shown_in_full_above_its_tail() -> None:
+    async def script(pilot: Pilot[int], app: CfoApp, engine: FakeEngine) -> None:
+        app.sessions.select_key("ccl-auto-17")
+        app.refresh_tail()
+        await settle(pilot)
+        assert app.tail.session == "ccl-auto-17" and app.tail.note is not None
+        assert app.tail.note.plain.endswith(" — auth failed twice: Not logged in · Please run /login")
+        assert "bold red" in str(app.tail.note.style)
+        app.sessions.select_key("ccl-auto-14")  # it completed a task since its crash
+        app.refresh_tail()
+        await settle(pilot)
+        assert app.tail.note is not None and "(a task completed since)" in app.tail.note.plain
+        assert str(app.tail.note.style) == "dim"
+        app.sessions.select_key("ccl-auto-11")
+        app.refresh_tail()
+        await settle(pilot)
+        assert app.tail.note is None
+
+    drive(script, size=(200, 60))

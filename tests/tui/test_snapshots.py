@@ -42,6 +42,10 @@ def test_swaps_tab_at_100x30_shows_each_swap_in_full(snap_compare: SnapCompare) 
     assert looks_as_approved(snap_compare, "swaps_tab")
 
 
+def test_a_sessions_last_failure_reads_in_full_in_its_zoomed_tail(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "failure_detail")
+
+
 def test_dispatch_paused(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "dispatch_paused")
 

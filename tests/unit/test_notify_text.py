@@ -22,6 +22,11 @@ def ev(kind: str, **fields: Any) -> Event:
     [
         (ev("swap", account="b", from_account="a", reason="quota"), "account swapped: a -> b (quota)"),
         (
+            ev("swap", session="ccl-auto-11", account="b", from_account="a", reason="quota: session limit"),
+            "account swapped: a -> b (quota: session limit in ccl-auto-11)",
+        ),
+        (ev("swap", account="b", from_account="a", reason="operator"), "account swapped: a -> b (operator)"),
+        (
             ev("all_exhausted", until=TS),
             "all accounts exhausted: dispatch paused until 2027-01-15T08:00:00Z",
         ),

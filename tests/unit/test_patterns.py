@@ -40,6 +40,63 @@ def test_warning_examples_are_not_stops() -> None:
         assert screen.match_stop(p.example) is None, p.name
 
 
+@pytest.mark.parametrize("pattern", [*SHIPPED.stops, *SHIPPED.warnings], ids=lambda p: p.name)
+def test_every_shipped_stop_and_warning_has_a_readable_label(pattern: Pattern) -> None:
+    assert pattern.label is not None and pattern.label.strip()
+    assert "_" not in pattern.label  # a person's words, not an id
+    assert SHIPPED.label(pattern.name) == pattern.label
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("hit_your_session_limit", "session limit"),
+        ("hit_your_weekly_limit", "weekly limit"),
+        ("hit_your_spend_limit", "monthly spend limit"),
+        ("request_rejected_429", "API 429"),
+        ("limit_menu", "limit menu"),
+        ("transcript:hit_your_weekly_limit", "weekly limit"),
+        ("transcript:rate_limit", "API 429"),
+        ("transcript:429", "API 429"),
+        ("operator", "operator"),
+        ("limit_reset", "limit reset"),
+        ("back_to_first", "back to first account"),
+        ("someones_own_limit", "someones own limit"),
+        (None, ""),
+    ],
+)
+def test_every_trigger_of_a_swap_has_a_readable_name(name: str | None, label: str) -> None:
+    assert SHIPPED.label(name) == label
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("You've hit your session limit · resets 4:15pm (UTC)", "hit_your_session_limit"),
+        ("You've hit your monthly spend limit", "hit_your_spend_limit"),
+        ("You've hit your org's monthly spend limit · ask your admin to raise it", "hit_your_spend_limit"),
+        ("You've hit your weekly limit · resets Mon 9am", "hit_your_weekly_limit"),
+        ("You've hit your limit · resets 2am (Europe/Paris)", "hit_your_limit"),
+        ("You've hit your Opus limit · resets 2am", "hit_your_limit"),
+    ],
+)
+def test_each_limit_wording_is_named_for_what_ran_out(line: str, name: str) -> None:
+    stop = screen.match_stop(line)
+    assert stop is not None and stop.pattern == name
+
+
+def test_a_users_label_is_read_and_a_pattern_without_one_reads_as_its_name(tmp_path: Path) -> None:
+    path = _override(
+        tmp_path,
+        "stops:\n"
+        "  - {name: plan_limit, label: plan limit, kind: quota, regex: 'Plan limit', example: 'Plan limit'}\n"
+        "  - {name: team_cap_hit, kind: quota, regex: 'Team cap', example: 'Team cap'}\n",
+    )
+    patterns = load_patterns(path)
+    assert patterns.label("plan_limit") == "plan limit"
+    assert patterns.label("team_cap_hit") == "team cap hit"
+
+
 def _override(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "patterns.yaml"
     path.write_text(text, encoding="utf-8")
@@ -136,6 +193,10 @@ BAD_OVERRIDES = {
     "reset without its group": (
         "layout:\n  reset_clock:\n    regex: 'resets (\\d+)'\n    example: 'resets 3'\n",
         "layout.reset_clock.regex",
+    ),
+    "empty label": (
+        "stops:\n  - name: x_limit\n    label: ''\n    kind: quota\n    regex: 'x'\n    example: 'x'\n",
+        "stops.x_limit.label",
     ),
     "unknown section": ("patterns:\n  - x\n", "patterns"),
     "not a list": ("stops:\n  name: x\n", "stops"),

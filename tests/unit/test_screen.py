@@ -69,7 +69,7 @@ EXPECTED: dict[str, Expect] = {
     ),
     # 12:50am in Los Angeles has passed there (it is 1:30am), so it means tomorrow in that zone.
     "real-quota-session-la.txt": Expect(
-        "idle", "quota", "hit_your_limit", "2026-01-15T00:50:00-08:00", turn_ended=True
+        "idle", "quota", "hit_your_session_limit", "2026-01-15T00:50:00-08:00", turn_ended=True
     ),
     "real-quota-weekly.txt": Expect(
         "idle", "quota", "hit_your_weekly_limit", "2026-01-19T09:00:00+01:00", turn_ended=True
@@ -79,10 +79,10 @@ EXPECTED: dict[str, Expect] = {
     ),
     "real-quota-rate-limit-error.txt": Expect("idle", "quota", "rate_limit_error", turn_ended=True),
     "real-quota-newer-echo.txt": Expect(
-        "idle", "quota", "hit_your_limit", "2026-01-14T22:30:00+01:00", turn_ended=True
+        "idle", "quota", "hit_your_session_limit", "2026-01-14T22:30:00+01:00", turn_ended=True
     ),
     "real-limit-menu.txt": Expect(
-        "menu", "quota", "hit_your_limit", "2026-01-14T18:50:00+00:00", turn_ended=True
+        "menu", "quota", "hit_your_session_limit", "2026-01-14T18:50:00+00:00", turn_ended=True
     ),
     "real-limit-menu-bare.txt": Expect("menu", "quota", "limit_menu", turn_ended=True),
     # Server errors never read as quota, and an old one does not veto a fresh hit.
@@ -356,7 +356,7 @@ def pane2(*middle: str) -> str:
             "server_error",
             None,
         ),
-        ("● You've hit your monthly spend limit\n", "quota", "hit_your_limit"),
+        ("● You've hit your monthly spend limit\n", "quota", "hit_your_spend_limit"),
     ],
 )
 def test_an_api_error_shown_as_an_answer_bullet_then_a_turn_end_line_is_the_turns_stop(
@@ -402,7 +402,7 @@ def test_the_reset_time_beside_the_limit_menu_the_agent_opened_itself_is_read() 
         + menu
     )
     reading = screen.read(text, now=NOW, tz=TZ)
-    assert (reading.state, reading.stop, reading.pattern) == ("menu", "quota", "hit_your_limit")
+    assert (reading.state, reading.stop, reading.pattern) == ("menu", "quota", "hit_your_session_limit")
     assert reading.reset_at is not None and reading.reset_at.hour == 16 and reading.reset_at.minute == 15
 
 

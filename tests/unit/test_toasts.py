@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from cfo_tui.toasts import REPEAT_TOAST, Toast, Toasts
 from engine.events import Event
-from engine.snapshot import Snapshot
+from engine.snapshot import Snapshot, SwapRow
 
 NOW = 1_800_000_000.0
 
@@ -39,3 +40,32 @@ def test_an_exhaustion_is_toasted_once_and_again_only_after_an_account_came_back
 def test_events_that_need_no_attention_give_no_toast() -> None:
     dispatched = Event("dispatched", NOW, session="ccl-auto-11", task="web:001")
     assert Toasts().for_event(dispatched, snapshot({"a": None}), NOW) is None
+
+
+def _swapped(row: SwapRow) -> Toast | None:
+    snap = replace(snapshot({"a": None, "b": None}), swaps=(row,))
+    return Toasts().for_event(Event("swap", NOW, account=row.to_account), snap, NOW)
+
+
+def test_a_swap_toast_names_its_trigger_readably_and_where_it_was_seen() -> None:
+    limit = SwapRow(
+        NOW,
+        "a",
+        "b",
+        "ccl-auto-11",
+        "hit_your_session_limit",
+        "You've hit…",
+        ("ccl-auto-11",),
+        1.2,
+        trigger="session limit",
+    )
+    toast = _swapped(limit)
+    assert toast is not None and toast.title == "Account swapped"
+    assert toast.text == "a → b: session limit in ccl-auto-11; 1 session(s) resumed"
+
+
+def test_an_operator_swap_toast_says_it_was_the_operator_and_how() -> None:
+    now = SwapRow(NOW, "a", "b", None, "operator", "now: tasks move at once", (), 0.4, trigger="operator")
+    toast = _swapped(now)
+    assert toast is not None
+    assert toast.text == "a → b: operator (now: tasks move at once); 0 session(s) resumed"
