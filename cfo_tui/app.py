@@ -9,16 +9,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Container
+from textual.command import DiscoveryHit, Hits
+from textual.containers import Container, Horizontal
+from textual.notifications import Notification, Notifications, SeverityLevel
 from textual.screen import Screen
+from textual.system_commands import SystemCommandsProvider
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Tab, Tabs
+from textual.widgets._toast import ToastHolder, ToastRack
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState, WorkType
 
 from cfo_tui.gcpause import KEYS_QUIET, FullCollections
@@ -62,6 +68,13 @@ STOP_TIMEOUT = 20.0
 RECENT = 50
 EVENTS_KEPT = KEPT
 QUIET_LOGGERS = ("watchfiles", "libtmux", "httpx")
+TAIL_SHARE = 0.3
+"""On a wide terminal the pane tail beside the sessions gets the width the table does not need, and at
+least this share of it."""
+SHORT = 40
+"""Below this many rows (the `-short` layout) a toast is one line (app.tcss) and SHORT_TOASTS show."""
+SHORT_TOASTS = 2
+"""Toasts shown at once on a short terminal: the newest; the others wait, their time running."""
 
 BOTTOM: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
@@ -112,11 +125,22 @@ class _ErrorsToApp(logging.Handler):
             self.app.post_message(EngineLog(text))
 
 
+class PaletteCommands(SystemCommandsProvider):
+    """The palette's list, in the order `CfoApp.get_system_commands` gives it (cfo's own first), not
+    sorted by name as Textual's provider does."""
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback, discover in self.app.get_system_commands(self.screen):
+            if discover:
+                yield DiscoveryHit(title, callback, help=help_text)
+
+
 class CfoApp(App[int]):
     """Build it with `make_app`; `start_engine=False` and a fixed `now` give a still picture for tests."""
 
     CSS_PATH = "app.tcss"
     TITLE = "cfo"
+    COMMANDS: ClassVar[set[Any]] = {PaletteCommands}
     # Screen classes that app.tcss keys the layout on; Textual types these as instance attributes,
     # so they cannot be marked ClassVar.
     HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012
@@ -195,6 +219,9 @@ class CfoApp(App[int]):
         self._stop = asyncio.Event()
         self._engine_worker: Worker[None] | None = None
         self._engine_note: str | None = None
+        self._starting = start_engine
+        """Until the engine's `started` event its snapshot is not the pool yet: the console says so."""
+        self._sessions_width: int | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._snap: Snapshot | None = None
         self._dirty = False
@@ -209,8 +236,12 @@ class CfoApp(App[int]):
         self._matched: dict[str, tuple[tuple[TaskRow, ...], str, tuple[TaskRow, ...]]] = {}
         self.summary = SummaryBar(id="summary")
         self.sessions = SessionsTable(id="sessions")
+        self.sessions.fit_content = True  # the pane tail beside it gets what it does not need
         self.tabs = Tabs(*(Tab(label, id=f"tab-{pane}") for pane, label in BOTTOM), id="pane-tabs")
-        self.tail = PaneTail(id="tail", classes="bottom")
+        self.tab_tail = PaneTail(id="tail", classes="bottom")
+        """The pane tail behind its tab (small terminals)."""
+        self.side_tail = PaneTail(id="side-tail")
+        """The pane tail beside the sessions (wide terminals)."""
         self.inbox = InboxTable(id="inbox", classes="bottom")
         self.blocked = BlockedTable(id="blocked", classes="bottom")
         self.delegated = DelegatedTable(id="delegated", classes="bottom")
@@ -229,7 +260,7 @@ class CfoApp(App[int]):
             "recent": self.recent,
             "swaps": self.swaps,
             "events": self.events_table,
-            "tail": self.tail,
+            "tail": self.tab_tail,
         }
 
     # ----------------------------------------------------------------- composition and lifetime
@@ -237,18 +268,26 @@ class CfoApp(App[int]):
     def compose(self) -> ComposeResult:
         yield self.summary
         with Container(id="body"):
-            yield self.sessions
+            with Horizontal(id="top"):
+                yield self.sessions
+                yield self.side_tail
             yield self.tabs
-            yield self.tail
-            yield self.inbox
-            yield self.blocked
-            yield self.delegated
-            # Before the swaps: the wide grid fills the cell beside the blocked list with it.
-            yield self.recent
-            yield self.swaps
-            yield self.events_table
+            with Container(id="panes"):
+                yield self.tab_tail
+                yield self.inbox
+                yield self.blocked
+                yield self.delegated
+                # Before the swaps: the wide grid fills the cell beside the blocked list with it.
+                yield self.recent
+                yield self.swaps
+                yield self.events_table
         yield self.task_filter
         yield KeysFooter()
+
+    @property
+    def tail(self) -> PaneTail:
+        """The pane tail of this layout: beside the sessions when wide, behind its tab when small."""
+        return self.side_tail if self.side_tail.display else self.tab_tail
 
     def on_mount(self) -> None:
         self._unsubscribe = self.engine.subscribe(self._forward)
@@ -307,8 +346,16 @@ class CfoApp(App[int]):
             elif event.state == WorkerState.SUCCESS and not self._quitting:
                 self._engine_note = "ENGINE STOPPED"
             self._dirty = True
+            if event.state in (WorkerState.ERROR, WorkerState.SUCCESS):
+                self._started()
         elif worker.group == "tail" and event.state == WorkerState.ERROR:
             self.tail.show(self.tail.session, f"could not read the pane: {worker.error}")
+
+    def _started(self) -> None:
+        """The engine's snapshots now show the pool (or it stopped and the header says so)."""
+        if self._starting:
+            self._starting = False
+            self._dirty = True
 
     # ----------------------------------------------------------------- engine events
 
@@ -321,6 +368,8 @@ class CfoApp(App[int]):
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         self._dirty = True
+        if event.type == "started":
+            self._started()
         if event.type in ("completed", "failed"):
             self._seq += 1
             result = "done" if event.type == "completed" else "failed"
@@ -338,6 +387,50 @@ class CfoApp(App[int]):
 
     def on_engine_log(self, message: EngineLog) -> None:
         self._toast(self._toasts.for_error(message.text, time.monotonic()))
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """On a short terminal a toast is one line: its title leads its text (app.tcss cuts it to a line
+        and shows two at once)."""
+        if self.size.height < SHORT:
+            if title:
+                message = f"{title}: {message}"
+                title = ""
+            message = " ".join(message.split())
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def _refresh_notifications(self) -> None:
+        """Textual's, except that a short terminal shows only the newest SHORT_TOASTS toasts."""
+        if self.size.height >= SHORT or len(self._notifications) <= SHORT_TOASTS:
+            super()._refresh_notifications()
+            return
+        rack = next(iter(self.screen.query_children(ToastRack)), None) if self.screen_stack else None
+        if rack is None:
+            return
+        newest = Notifications()
+        for notification in list(self._notifications)[-SHORT_TOASTS:]:
+            newest.add(notification)
+
+        def show() -> None:
+            # The rack drops a hidden toast but keeps its holder, which would keep it from coming back.
+            kept = {ToastRack._toast_id(n) for n in newest}
+            for holder in list(rack.query_children(ToastHolder)):
+                if holder.id not in kept:
+                    holder.remove()
+            rack.show(newest)
+
+        self.call_later(show)
+
+    def _unnotify(self, notification: Notification, refresh: bool = True) -> None:
+        # A toast that expires does not ask for a refresh; here one waiting behind it may show then.
+        super()._unnotify(notification, refresh=True)
 
     def _toast(self, toast: Toast | None) -> None:
         if toast is not None:
@@ -368,8 +461,24 @@ class CfoApp(App[int]):
                 self.tabs.query_one(f"#tab-{pane}", Tab).label = label
 
     def on_resize(self, event: events.Resize) -> None:
-        # Labels skipped while the tabs were hidden catch up once the new layout's classes apply.
+        # Labels skipped while the tabs were hidden catch up once the new layout's classes apply;
+        # the sessions' width follows the new layout too.
         self.call_after_refresh(self._label_tabs)
+        self.call_after_refresh(self._fit_sessions)
+
+    def _fit_sessions(self) -> None:
+        """Wide: the sessions table as wide as its content, the pane tail beside it gets the rest (at
+        least TAIL_SHARE of the width). Small: the table takes the full width (app.tcss)."""
+        width: int | None = None
+        top = self.sessions.parent
+        if self.side_tail.display and isinstance(top, Widget) and top.size.width:
+            styles = self.sessions.styles
+            chrome = styles.gutter.width + styles.scrollbar_size_vertical
+            room = top.size.width - max(1, int(top.size.width * TAIL_SHARE))
+            width = max(1, min(self.sessions.natural_width() + chrome, room))
+        if width != self._sessions_width:
+            self._sessions_width = width
+            self.sessions.styles.width = width
 
     def _label_tabs(self) -> None:
         if self.tabs.display:
@@ -378,13 +487,16 @@ class CfoApp(App[int]):
 
     def show_snapshot(self) -> None:
         """Take the engine's snapshot and render it into every pane (diffed, in one batch)."""
-        snap = self._take_snapshot()
+        snap = self._shown(self._take_snapshot())
         now = self._now()
         self._dirty = False
         self._rendered_at = time.monotonic()
+        for table in (self.sessions, self.inbox, self.blocked, self.delegated, self.swaps):
+            table.starting = self._starting
         with self.batch_update():
             self._show_header()
             self.sessions.show(snap.sessions, now)
+            self._fit_sessions()
             self._set_title(self.sessions, f"Sessions {len(snap.sessions)}")
             self._show_queues()
             self.swaps.show(snap.swaps, now)
@@ -394,6 +506,13 @@ class CfoApp(App[int]):
             self._set_tab("swaps", f"Swaps {len(snap.swaps)}")
             self._set_title(self.swaps, f"Swaps {len(snap.swaps)}")
             self._show_events(now)
+
+    def _shown(self, snap: Snapshot) -> Snapshot:
+        """What the panes show of `snap`: nothing yet while the engine is starting (its sessions and
+        queues are last run's, or none, until its startup has looked at them)."""
+        if not self._starting:
+            return snap
+        return replace(snap, sessions=(), inbox=(), blocked=(), delegated=(), swaps=())
 
     def _show_events(self, now: float) -> None:
         shown = self.events_table.show(list(self._events), now, self._event_type)
@@ -416,11 +535,11 @@ class CfoApp(App[int]):
         return snap
 
     def _show_header(self) -> None:
-        self.summary.show(self._snapshot(), self._now(), self._engine_note)
+        self.summary.show(self._snapshot(), self._now(), self._engine_note, self._starting)
 
     def _show_queues(self) -> None:
         """The task lists from the last snapshot, through the filter."""
-        snap, now = self._snapshot(), self._now()
+        snap, now = self._shown(self._snapshot()), self._now()
         needle = self._filter.lower()
         note = f" · filter “{self._filter}”" if needle else ""
         for pane, table, tasks in (
@@ -490,6 +609,26 @@ class CfoApp(App[int]):
     def _session_highlighted(self) -> None:
         if self.sessions.selected_key != self.tail.session:
             self.refresh_tail()
+
+    def screenshot_folder(self) -> Path:
+        """Where ctrl+p → Screenshot saves: ~/Downloads if there is one, else the state folder."""
+        downloads = Path.home() / "Downloads"
+        return downloads if downloads.is_dir() else self.config.state_dir
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen into a folder that exists, and say where (or why not) in a toast."""
+        folder = Path(path) if path else self.screenshot_folder()
+        try:
+            saved = self.save_screenshot(filename, str(folder))
+        except OSError as exc:
+            self.notify(
+                f"could not write to {folder}: {exc.strerror or exc}",
+                title="Screenshot not saved",
+                severity="error",
+                markup=False,
+            )
+            return
+        self.notify(saved, title="Screenshot saved", markup=False)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -655,7 +794,20 @@ class CfoApp(App[int]):
         self.sessions.focus()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """cfo's own commands first, then Textual's (theme, keys, …) with its Screenshot made cfo's."""
+        yield from self._cfo_commands()
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot":
+                # After a moment: the palette closes first and is not in the picture.
+                yield SystemCommand(
+                    "Screenshot",
+                    "Save an SVG of the screen to ~/Downloads, or the state folder if there is none",
+                    lambda: self.set_timer(0.1, self.action_screenshot),
+                )
+            else:
+                yield command
+
+    def _cfo_commands(self) -> Iterable[SystemCommand]:
         if self._snap is not None and self._snap.dispatch == "paused":
             yield SystemCommand("Resume dispatch", "Dispatch queued tasks again (p)", self.action_resume)
         else:

@@ -33,7 +33,8 @@ async def shoot(scene: Scene) -> str:
         await scene.before(pilot)
         await pilot.press(*scene.press)
         await settle(pilot)
-        svg = app.export_screenshot(title=f"cfo · {scene.size[0]}x{scene.size[1]}")
+        # Simplified: a text drawn across table cells is one run, which rsvg spaces evenly.
+        svg = app.export_screenshot(title=f"cfo · {scene.size[0]}x{scene.size[1]}", simplify=True)
     # Without it rsvg collapses the leading spaces of text runs and shifts columns.
     return svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,8 +43,21 @@ class ColumnSpec:
     """When the table is too narrow, columns with the highest `drop` go first; 0 never goes."""
 
 
-def fit_columns(specs: Sequence[ColumnSpec], width: int, padding: int) -> tuple[tuple[str, int], ...]:
-    """The columns that fit in `width` cells and their widths, spare width shared by flex."""
+CONTENT_CAP = 40
+"""The most a flexible column asks for its content (see `fit_columns`): a long title is cut there."""
+
+
+def fit_columns(
+    specs: Sequence[ColumnSpec],
+    width: int,
+    padding: int,
+    natural: Mapping[str, int] | None = None,
+) -> tuple[tuple[str, int], ...]:
+    """The columns that fit in `width` cells and their widths.
+
+    Spare width goes first to the flexible columns whose content (`natural`, capped at CONTENT_CAP)
+    is wider than their least width, then to every flexible column by flex. Without `natural`, all of
+    it is shared by flex."""
     shown = list(specs)
 
     def needed(columns: Sequence[ColumnSpec]) -> int:
@@ -53,21 +66,45 @@ def fit_columns(specs: Sequence[ColumnSpec], width: int, padding: int) -> tuple[
     while needed(shown) > width and any(c.drop for c in shown):
         shown.remove(max((c for c in shown if c.drop), key=lambda c: c.drop))
     spare = max(0, width - needed(shown))
-    flexible = [c for c in shown if c.flex]
-    total = sum(c.flex for c in flexible)
     widths = {c.key: c.width for c in shown}
-    given = 0
-    for c in flexible:
-        share = spare * c.flex // total
+    flexible = [c for c in shown if c.flex]
+    wants = {c.key: min(max(c.width, (natural or {}).get(c.key, 0)), CONTENT_CAP) for c in flexible}
+    # Toward the content first, the smallest needs first: a short name is shown whole before a long
+    # title gets more of the width, then what is left is shared equally among the longer ones.
+    hungry = sorted(
+        (c for c in flexible if widths[c.key] < wants[c.key]), key=lambda c: wants[c.key] - c.width
+    )
+    for i, c in enumerate(hungry):
+        share = min(wants[c.key] - widths[c.key], spare // (len(hungry) - i))
         widths[c.key] += share
-        given += share
-    if flexible:
+        spare -= share
+    if flexible and spare > 0:
+        total = sum(c.flex for c in flexible)
+        given = 0
+        for c in flexible:
+            share = spare * c.flex // total
+            widths[c.key] += share
+            given += share
         widths[flexible[-1].key] += spare - given
     return tuple((c.key, widths[c.key]) for c in shown)
 
 
+def natural_widths(specs: Sequence[ColumnSpec], rows: Iterable[Mapping[str, Cell]]) -> dict[str, int]:
+    """Each flexible column's widest cell (and its label), capped at CONTENT_CAP."""
+    widest = {c.key: cell_len(c.label) for c in specs if c.flex}
+    for cells in rows:
+        for key, most in widest.items():
+            cell = cell_len(cells[key][0])
+            if cell > most:
+                widest[key] = min(cell, CONTENT_CAP)
+    return widest
+
+
 def note_row(columns: Sequence[ColumnSpec], name: str, text: str) -> Row:
-    """A row that carries `text` in the widest column that is never dropped, and nothing elsewhere."""
+    """A row that carries `text` in the widest column that is never dropped, and nothing elsewhere.
+
+    LiveTable draws a note across the whole row: from that column if it fits from there, further
+    left if not, so a note is cut only where the row itself is narrower."""
     cells: dict[str, Cell] = {c.key: ("", "") for c in columns}
     kept = [c for c in columns if not c.drop]
     target = max(kept, key=lambda c: c.flex) if kept else columns[0]
@@ -119,6 +156,8 @@ class LiveTable(DataTable[CellText]):
     COLUMNS: ClassVar[tuple[ColumnSpec, ...]] = ()
     EMPTY: ClassVar[str] = ""
     """What an empty table says (see `note_row`)."""
+    STARTING: ClassVar[str] = "starting…"
+    """What an empty table says while `starting` (the engine has not sent its first snapshot)."""
     POSITIONAL: ClassVar[bool] = False
     """Rows that flow (a queue's head leaves, the newest event comes first) are drawn in fixed slots
     whose cells are rewritten: DataTable lays the whole screen out again on every removed row, and a
@@ -127,6 +166,11 @@ class LiveTable(DataTable[CellText]):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", cell_padding=1)
+        self.starting = False
+        self.fit_content = False
+        """Size the flexible columns to their content first (`fit_columns`), and report the width that
+        shows every column whole (`natural_width`): the sessions table beside the pane tail."""
+        self._natural: dict[str, int] = {}
         self._rows: dict[str, Mapping[str, Cell]] = {}
         self._order: list[str] = []
         self._layout: tuple[tuple[str, int], ...] = ()
@@ -155,7 +199,9 @@ class LiveTable(DataTable[CellText]):
         column_key = self._column_locations.get_key(column_index)
         if row_key is None or column_key is None:  # the header row or the row-label column
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        note = self._note(row_index)
         key = (
+            note,
             self._data[row_key][column_key],
             row_index,
             column_index,
@@ -168,9 +214,74 @@ class LiveTable(DataTable[CellText]):
         )
         lines = self._cell_lines.get(key)
         if lines is None:
-            lines = self._render_text_cell(row_index, column_index, base_style, width, cursor, hover)
+            if note is None:
+                lines = self._render_text_cell(row_index, column_index, base_style, width, cursor, hover)
+            else:
+                lines = self._render_note_cell(
+                    note, row_index, column_index, base_style, width, cursor, hover
+                )
             self._cell_lines[key] = lines
         return lines
+
+    def _note(self, row_index: int) -> tuple[str, str, str] | None:
+        """(text, style, column) of the note row drawn at `row_index`, if it is one."""
+        if not 0 <= row_index < len(self._order) or not self._order[row_index].startswith(NOTE):
+            return None
+        cells = self._rows[self._order[row_index]]
+        shown = [column for column, _ in self._layout]
+        for column in shown:
+            text, style = cells[column]
+            if text:
+                return (text, style, column)
+        return None
+
+    def _render_note_cell(
+        self,
+        note: tuple[str, str, str],
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> SegmentLines:
+        """This column's part of a note drawn across the row (see `note_row`)."""
+        text, style, column = note
+        widths = [c.get_render_width(self) for c in self.ordered_columns]
+        keys = [c.key.value for c in self.ordered_columns]
+        row_width = sum(widths)
+        pad = self.cell_padding
+        plain = readable(text)
+        room = row_width - 2 * pad
+        if cell_len(plain) > room:
+            plain = set_cell_size(plain, room - 1) + "…" if room > 1 else "…"[: max(room, 0)]
+        start = sum(widths[: keys.index(column)]) + pad if column in keys else pad
+        start = max(pad, min(start, row_width - pad - cell_len(plain)))
+        left = sum(widths[:column_index])
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        # One meta for the whole row: the note's parts are one style, drawn as one run of text.
+        pre = base_style + Style.from_meta({"row": row_index, "column": 0}) + component_style
+        styled = pre + (Style.parse(style) if style else Style.null())
+        if post_style:
+            pre, styled = pre + post_style, styled + post_style
+        # Only the text is styled: the blanks around it take the row's own look.
+        whole = [
+            Segment(" " * start, pre),
+            Segment(plain, styled),
+            Segment(" " * max(0, row_width - start - cell_len(plain)), pre),
+        ]
+        parts = list(Segment.divide(whole, [left, left + width]))
+        return [parts[1] if len(parts) > 1 else [Segment(" " * width, pre)]]
 
     def _render_text_cell(
         self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool, hover: bool
@@ -216,6 +327,12 @@ class LiveTable(DataTable[CellText]):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cell_lines.clear()
+
+    def natural_width(self) -> int:
+        """The content width that shows every column with its content whole (up to CONTENT_CAP)."""
+        return sum(
+            max(c.width, self._natural.get(c.key, 0)) if c.flex else c.width for c in self.COLUMNS
+        ) + 2 * self.cell_padding * len(self.COLUMNS)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -268,12 +385,13 @@ class LiveTable(DataTable[CellText]):
         width = self.scrollable_content_region.width
         if width <= 0:
             return
-        layout = fit_columns(self.COLUMNS, width, self.cell_padding)
+        layout = fit_columns(self.COLUMNS, width, self.cell_padding, self._natural)
         if layout == self._layout:
             return
         selected = self.selected_key
-        # Only a change of width rebuilds the columns; data updates never do.
+        # Only a change of width (or, fitted to content, of the content's width) rebuilds the columns.
         self.clear(columns=True)
+        self._cell_lines.clear()
         self._layout = layout
         labels = {c.key: c.label for c in self.COLUMNS}
         for key, column_width in layout:
@@ -291,7 +409,12 @@ class LiveTable(DataTable[CellText]):
     def sync(self, rows: Sequence[Row]) -> None:
         """Show `rows` in this order, touching only what changed."""
         if not rows and self.EMPTY:
-            rows = [note_row(self.COLUMNS, "empty", self.EMPTY)]
+            rows = [note_row(self.COLUMNS, "empty", self.STARTING if self.starting else self.EMPTY)]
+        if self.fit_content:
+            natural = natural_widths(self.COLUMNS, (cells for key, cells in rows if not key.startswith(NOTE)))
+            if natural != self._natural:
+                self._natural = natural
+                self._relayout()
         self._lay_out_once()
         if self.POSITIONAL:
             self._sync_slots(rows)

@@ -99,6 +99,8 @@ class FakeEngine:
         return self.swap_to
 
     async def run(self, stop: asyncio.Event) -> None:
+        # As the engine does once its startup (state, pool, recovery) is done.
+        self.emit(Event("started", self.now, account=self.snap.active_account))
         await stop.wait()
         self.stopped = True
 

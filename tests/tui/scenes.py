@@ -409,6 +409,38 @@ async def with_events(pilot: Pilot[int]) -> None:
     await settle(pilot)
 
 
+TOASTED = (
+    Event(
+        "failed",
+        NOW - 40,
+        session="ccl-auto-16",
+        task="webapp:003-old-browser",
+        reason="crashed twice: the agent exited",
+    ),
+    Event(
+        "stalled",
+        NOW - 30,
+        session="ccl-auto-15",
+        task="billing-api:002-flaky-server",
+        reason="no output for 15m",
+    ),
+    Event("launch_failed", NOW - 20, session="ccl-auto-14", reason="claude: command not found"),
+)
+
+
+async def with_toasts(pilot: Pilot[int]) -> None:
+    """Three events that each make a toast, one after the other."""
+    app = pilot.app
+    assert isinstance(app, CfoApp) and isinstance(app.engine, FakeEngine)
+    for event in TOASTED:
+        app.engine.emit(event)
+        await pilot.pause()
+    await settle(pilot)
+
+
+DEGRADED = "cannot write state — No space left on device"
+
+
 @dataclass(frozen=True)
 class Scene:
     name: str
@@ -422,8 +454,12 @@ SCENES: dict[str, Scene] = {
     scene.name: scene
     for scene in (
         Scene("empty_pool", lambda: app_for(empty()), (120, 30)),
+        Scene("empty_pool_80x24", lambda: app_for(empty()), (80, 24)),
         Scene("busy_pool", lambda: app_for(busy()), (200, 60), before=with_events),
+        Scene("busy_pool_120x40", lambda: app_for(busy()), (120, 40), before=with_events),
         Scene("busy_pool_80x24", lambda: app_for(busy()), (80, 24)),
+        Scene("toasts_80x24", lambda: app_for(busy()), (80, 24), before=with_toasts),
+        Scene("degraded", lambda: app_for(replace(busy(), degraded=DEGRADED)), (80, 24)),
         Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
         Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
         Scene("after_swap", lambda: app_for(swapped()), (200, 60), before=after_swap_event),

@@ -60,7 +60,8 @@ def header(app: CfoApp) -> str:
 
 
 def toasts(app: CfoApp) -> list[str]:
-    return [f"{n.title}: {n.message}" for n in app._notifications]
+    # On a short terminal a toast has no title of its own: it leads the text.
+    return [f"{n.title}: {n.message}" if n.title else n.message for n in app._notifications]
 
 
 def footer_actions(app: CfoApp) -> set[str]:

@@ -22,8 +22,24 @@ def test_busy_pool_with_mixed_states_at_200x60(snap_compare: SnapCompare) -> Non
     assert looks_as_approved(snap_compare, "busy_pool")
 
 
+def test_empty_pool_at_80x24(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "empty_pool_80x24")
+
+
+def test_busy_pool_at_120x40(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "busy_pool_120x40")
+
+
 def test_busy_pool_at_80x24(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "busy_pool_80x24")
+
+
+def test_toasts_at_80x24_are_one_line_each_and_two_at_most(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "toasts_80x24")
+
+
+def test_degraded_engine_in_the_header(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "degraded")
 
 
 def test_pane_tail_tab_at_80x24(snap_compare: SnapCompare) -> None:
