@@ -33,6 +33,7 @@ from cfo_tui.toasts import Toast, Toasts
 from cfo_tui.widgets.confirm import ALTERNATIVE, ConfirmScreen
 from cfo_tui.widgets.events import KEPT, EventsTable, cycle_type
 from cfo_tui.widgets.filter import FilterInput, TaskFilter
+from cfo_tui.widgets.fleet import FleetScreen
 from cfo_tui.widgets.footer import KeysFooter
 from cfo_tui.widgets.format import count
 from cfo_tui.widgets.header import SummaryBar
@@ -177,6 +178,7 @@ class CfoApp(App[int]):
         ),
         Binding("slash", "filter", "Filter", tooltip="Filter the task lists", id="filter"),
         Binding("question_mark", "help", "Help", tooltip="Keys and state words", id="help"),
+        Binding("f", "fleet", "Fleet", show=False, tooltip="Every host of the fleet", id="fleet"),
         Binding(
             "t",
             "event_type",
@@ -754,6 +756,12 @@ class CfoApp(App[int]):
         self.task_filter.add_class("-active")
         self.task_filter.input.focus()
 
+    def action_fleet(self) -> None:
+        if self._snapshot().fleet is None:
+            self.notify("no fleet: section in the config; this host works alone", timeout=4)
+            return
+        self.push_screen(FleetScreen(lambda: self._snapshot().fleet))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -842,6 +850,10 @@ class CfoApp(App[int]):
             "Show one type of event, then the next, then all (t)",
             self.action_event_type,
         )
+        if self._snap is not None and self._snap.fleet is not None:
+            yield SystemCommand(
+                "Fleet", "Every host of the fleet, its sessions and what each runs (f)", self.action_fleet
+            )
         yield SystemCommand("Help", "Keys and what the state words mean (?)", self.action_help)
 
 

@@ -9,6 +9,10 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 
 def _version() -> str:
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="print the persisted state")
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    status.add_argument(
+        "--fleet", action="store_true", help="every host of the fleet, read from its NATS server"
+    )
 
     add = sub.add_parser(
         "add",
@@ -174,8 +181,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _err(str(exc))
         return 1
+    if args.fleet:
+        return _fleet_status(config, args.json)
     data = status_dict(config)
     print(json.dumps(data, indent=None if args.json else 2) if args.json else render_status(data))
+    return 0
+
+
+def _fleet_status(config: Config, as_json: bool) -> int:
+    if config.fleet is None:
+        _err(f"{config.source or 'the config'}: no fleet: section; this host works alone")
+        return 1
+    from engine.fleet.status import FleetStatusError, fleet_status, render_fleet
+
+    try:
+        data = fleet_status(config.fleet)
+    except FleetStatusError as exc:
+        _err(str(exc))
+        return 1
+    print(json.dumps(data) if as_json else render_fleet(data))
     return 0
 
 

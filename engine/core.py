@@ -325,7 +325,7 @@ class Engine:
                 task.cancel()
             _, stuck = await asyncio.wait(pending, timeout=STOP_GRACE)
             for task in stuck:
-                log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_coro())
+                log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_name())
             self.save()
             if unsubscribe_notifier is not None:
                 unsubscribe_notifier()
@@ -398,7 +398,7 @@ class Engine:
 def _start(
     wake: asyncio.Event, period: Callable[[], float], body: Callable[[], Coroutine[Any, Any, None]]
 ) -> asyncio.Task[None]:
-    return asyncio.create_task(_loop(wake, period, body))
+    return asyncio.create_task(_loop(wake, period, body), name=getattr(body, "__qualname__", None))
 
 
 async def _loop(

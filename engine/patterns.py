@@ -57,6 +57,7 @@ TRIGGER_LABELS: Mapping[str, str] = {
     "operator": "operator",
     "limit_reset": "limit reset",
     "back_to_first": "back to first account",
+    "fleet": "another host",
 }
 """What starts a swap besides a pattern on screen: the operator, and the engine when a limit resets."""
 RECORD_LABELS: Mapping[str, str] = {

@@ -70,6 +70,8 @@ class SwapRow:
     sessions_not_resumed: Mapping[str, str] = field(default_factory=dict)
     trigger: str = ""
     """What started it, readable: the pattern's label (`session limit`, `API 429`), or `operator`."""
+    fleet: str | None = None
+    """With a fleet: `decided for the fleet`, `followed host-1`, or `decided here: …`."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class PeerRow:
     running: int
     queued: int
     degraded: str | None = None
+    detail: tuple[tuple[str, str, str | None], ...] = ()
+    """Each of its sessions: (name, state, task or None)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,7 @@ def build_snapshot(
             w.duration,
             dict(w.sessions_not_resumed),
             names_of.label(w.pattern),
+            w.fleet,
         )
         for w in state.swaps
     )
@@ -280,7 +285,7 @@ def _time(value: float | None) -> str | None:
 
 def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     """The `cfo status --json` object (DESIGN.md contract keys first), secrets redacted."""
-    data = {
+    data: dict[str, Any] = {
         "active_account": snap.active_account,
         "dispatch": snap.dispatch,
         "accounts": {name: {"usable_again_at": _time(at)} for name, at in snap.accounts.items()},
@@ -324,5 +329,13 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         "swap_target": snap.swap_target,
         "degraded": snap.degraded,
     }
+    if snap.fleet is not None:
+        data["fleet"] = {
+            "host": snap.fleet.host,
+            "url": snap.fleet.url,
+            "state": snap.fleet.state,
+            "swaps": snap.fleet.swaps,
+            "hosts": [asdict(p) for p in snap.fleet.peers],
+        }
     # A failure reason or a pane snippet may quote a secret; this is what scripts and the status API show.
     return cast(dict[str, Any], redact_tree(data))

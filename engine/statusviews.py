@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from engine.clock import iso
@@ -84,7 +85,38 @@ def watchdog_view(engine: Engine) -> dict[str, Any]:
 
 def metrics_text(engine: Engine) -> str:
     snap = engine.snapshot()
-    return render_metrics(metric_families(snap, engine))
+    families = metric_families(snap, engine)
+    fleet = engine.config.fleet
+    if fleet is not None:  # every host's metrics land in one Prometheus: each sample names its host
+        families = [
+            replace(f, samples=[({**labels, "host": fleet.host}, v) for labels, v in f.samples])
+            for f in [*families, *fleet_families(snap)]
+        ]
+    return render_metrics(families)
+
+
+def fleet_families(snap: Snapshot) -> list[Metric]:
+    fleet = snap.fleet
+    if fleet is None:
+        return []
+    silent = sum(1 for p in fleet.peers if p.silent and p.dispatch != "stopped")
+    return [
+        Metric(
+            "fleet_connected",
+            "1 while this host is in the fleet.",
+            "gauge",
+            [({}, float(fleet.state == "connected"))],
+        ),
+        Metric(
+            "fleet_hosts",
+            "Hosts this host sees in the fleet, by whether they still publish.",
+            "gauge",
+            [({"seen": "live"}, len(fleet.peers) - silent), ({"seen": "silent"}, silent)],
+        ),
+        Metric(
+            "fleet_swaps", "Swaps the fleet made, whichever host made each.", "counter", [({}, fleet.swaps)]
+        ),
+    ]
 
 
 def metric_families(snap: Snapshot, engine: Engine) -> list[Metric]:

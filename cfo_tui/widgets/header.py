@@ -6,6 +6,7 @@ from rich.text import Text
 from textual import events
 from textual.widget import Widget
 
+from cfo_tui.widgets.fleet import fleet_badge
 from cfo_tui.widgets.format import clock, count, elapsed
 from engine.snapshot import Snapshot
 from engine.state import STALLED
@@ -23,6 +24,10 @@ def _accounts_line(snap: Snapshot, now: float, engine_note: str | None) -> Text:
     else:
         line.append(" ▶ RUNNING ", "bold black on green")
     line.append("  ")
+    if snap.fleet is not None:
+        text, style = fleet_badge(snap.fleet)
+        line.append(text, style)
+        line.append("  ")
     if engine_note:
         line.append(f" {engine_note} ", "bold white on red")
         line.append("  ")

@@ -24,6 +24,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓", "select a session: the Tail pane follows it"),
     ("[ ]", "previous / next tab on a small terminal"),
     ("tab", "move between panes"),
+    ("f", "the fleet: every host, its sessions and what each runs (with a fleet: section)"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help; escape or ? closes it"),
     ("q  ctrl+c", "quit: the engine stops and saves its state"),

@@ -37,7 +37,7 @@ class SwapsTable(LiveTable):
                     "swap": (f"{w.from_account or '—'} → {w.to_account}", "bold"),
                     "trigger": (w.trigger or "—", "yellow"),
                     "session": (w.trigger_session or "—", "" if w.trigger_session else "dim"),
-                    "detail": (w.snippet or "", "dim"),
+                    "detail": (" · ".join(x for x in (w.snippet, w.fleet) if x), "dim"),
                     "resumed": (str(len(w.sessions_resumed)), ""),
                     "took": (_took(w.duration), "dim"),
                 },

@@ -172,6 +172,9 @@ class Fleet:
                 running=p.running,
                 queued=p.queued,
                 degraded=p.degraded,
+                detail=tuple(
+                    (str(s.get("name", "?")), str(s.get("state", "?")), s.get("task")) for s in p.sessions
+                ),
             )
             for p in self.peers
         )

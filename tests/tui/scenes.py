@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 
 from cfo_tui.app import CfoApp, make_app
 from engine.events import Event
-from engine.snapshot import SessionRow, Snapshot, SwapRow, TaskRow, day_of
+from engine.snapshot import FleetView, PeerRow, SessionRow, Snapshot, SwapRow, TaskRow, day_of
 from engine.throughput import AccountUse, ThroughputView
 from tests.tui.fakes import NOW, FakeEngine, make_config
 
@@ -450,6 +450,48 @@ class Scene:
     before: Callable[[Pilot[int]], Awaitable[None]] = settle
 
 
+def fleet() -> FleetView:
+    """Three hosts: this one, one at work, one silent for two minutes."""
+    return FleetView(
+        host="box-1",
+        url="nats://10.0.0.5:4222",
+        state="connected",
+        swaps=2,
+        peers=(
+            PeerRow("box-1", 0.4, False, "primary", "running", 3, 9, 3, 5),
+            PeerRow(
+                "box-2",
+                1.1,
+                False,
+                "primary",
+                "running",
+                2,
+                4,
+                2,
+                1,
+                detail=(
+                    ("ccl-auto-11", "working", "webapp:014-cache-headers"),
+                    ("ccl-auto-12", "working", "billing-api:031-retry-budget"),
+                    ("ccl-auto-13", "idle", None),
+                    ("ccl-auto-14", "idle", None),
+                ),
+            ),
+            PeerRow(
+                "box-3",
+                128.0,
+                True,
+                "primary",
+                "running",
+                1,
+                2,
+                1,
+                0,
+                detail=(("ccl-auto-11", "working", "docs site:007-glossary"), ("ccl-auto-12", "idle", None)),
+            ),
+        ),
+    )
+
+
 SCENES: dict[str, Scene] = {
     scene.name: scene
     for scene in (
@@ -460,6 +502,8 @@ SCENES: dict[str, Scene] = {
         Scene("busy_pool_80x24", lambda: app_for(busy()), (80, 24)),
         Scene("toasts_80x24", lambda: app_for(busy()), (80, 24), before=with_toasts),
         Scene("degraded", lambda: app_for(replace(busy(), degraded=DEGRADED)), (80, 24)),
+        Scene("fleet_header", lambda: app_for(replace(busy(), fleet=fleet())), (120, 40)),
+        Scene("fleet_screen", lambda: app_for(replace(busy(), fleet=fleet())), (120, 40), press=("f",)),
         Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
         Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
         Scene("after_swap", lambda: app_for(swapped()), (200, 60), before=after_swap_event),

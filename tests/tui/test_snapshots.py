@@ -42,6 +42,14 @@ def test_degraded_engine_in_the_header(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "degraded")
 
 
+def test_fleet_badge_in_the_header_names_a_silent_host(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "fleet_header")
+
+
+def test_fleet_screen_shows_every_host_and_what_it_runs(snap_compare: SnapCompare) -> None:
+    assert looks_as_approved(snap_compare, "fleet_screen")
+
+
 def test_pane_tail_tab_at_80x24(snap_compare: SnapCompare) -> None:
     assert looks_as_approved(snap_compare, "tail_tab_80x24")
 
