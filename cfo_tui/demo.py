@@ -133,8 +133,8 @@ class Director:
         elif kind == "swap" and event.get("from_account") == FIRST and account == SECOND:
             resumed = [self.task_of.get(s, s) for s in event.get("resumed") or []]
             self.say(
-                f"the pool is on {SECOND} now: new tasks start there, and {', '.join(resumed) or 'no task'} "
-                "resumed there in its own conversation"
+                f"the pool is on {SECOND} now: new tasks start there; resumed there, each in its own "
+                f"conversation: {', '.join(resumed) or 'none'}"
             )
             self.cooldown_until = _epoch(event.get("ts")) + story.cooldown
         elif kind == "moved" and account == SECOND:

@@ -179,28 +179,28 @@ def test_every_good_task_is_done_exactly_once_and_only_after_its_agent_finished(
         assert [n for n in told.queue(project, "inbox") if not n.startswith(".")] == []
 
 
-def test_each_step_of_the_story_is_in_the_log(told: Told) -> None:
-    steps = [
-        r" dispatched session=\S+ task=billing-api:003-export-ledger account=primary",
-        r" quota_hit session=\S+ task=billing-api:003-export-ledger account=primary",
-        r"demo: primary hit its limit in billing-api:003-export-ledger",
-        r" swap session=\S+ account=secondary reason=quota",
-        r"demo: the pool is on secondary now: .*billing-api:003-export-ledger resumed there",
-        r" completed session=\S+ task=billing-api:003-export-ledger account=secondary",
-        r" api_error session=\S+ task=billing-api:004-retry-webhooks reason=API Error: 529",
-        r"demo: billing-api:004-retry-webhooks: 529 Overloaded; .*no swap",
-        r" failed task=webapp:003-rename-settings reason=invalid YAML frontmatter",
-        r"demo: webapp:003-rename-settings went to failed/: invalid YAML frontmatter",
-        r" completed session=\S+ task=billing-api:004-retry-webhooks account=secondary",
-        r" swap account=primary reason=back to primary: its limit has reset",
-        r"demo: primary's limit has reset",
-        r" completed session=\S+ task=docs site:003-release-notes account=primary",
-    ]
-    at = 0
-    for step in steps:  # in this order
-        found = re.compile(step).search(told.log, at)
-        assert found, f"{step!r} not in the log after position {at}:\n{told.log[at:][:3000]}"
-        at = found.end()
+def test_each_step_of_the_story_is_in_the_log_after_what_caused_it(told: Told) -> None:
+    log = told.log
+
+    def at(step: str, after: int = 0) -> int:
+        found = re.compile(step).search(log, after)
+        assert found, f"{step!r} not in the log after position {after}:\n{log[after:][:3000]}"
+        return found.start()
+
+    hit = at(r" quota_hit session=\S+ task=billing-api:003-export-ledger account=primary")
+    at(r"demo: primary hit its limit in billing-api:003-export-ledger", hit)
+    failover = at(r" swap session=\S+ account=secondary reason=quota", hit)
+    at(r"demo: the pool is on secondary now: .*own conversation: .*billing-api:003-export-ledger", failover)
+    resumed = at(r" completed session=\S+ task=billing-api:003-export-ledger account=secondary", failover)
+    error = at(r" api_error session=\S+ task=billing-api:004-retry-webhooks reason=API Error: 529", resumed)
+    at(r"demo: billing-api:004-retry-webhooks: 529 Overloaded; .*no swap", error)
+    bad = at(r" failed task=webapp:003-rename-settings reason=invalid YAML frontmatter", resumed)
+    at(r"demo: webapp:003-rename-settings went to failed/: invalid YAML frontmatter", bad)
+    flaky = at(r" completed session=\S+ task=billing-api:004-retry-webhooks account=secondary", error)
+    back = at(r" swap account=primary reason=back to primary: its limit has reset", max(flaky, bad))
+    at(r"demo: primary's limit has reset", back)
+    last = at(r" completed session=\S+ task=docs site:003-release-notes account=primary", back)
+    at(r"demo: docs site:003-release-notes ran on primary: the story is over", last)
 
 
 def test_demo_refuses_a_config_file_with_one_clear_line() -> None:
