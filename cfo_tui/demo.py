@@ -184,9 +184,13 @@ class Director:
             return
         reset = self._reset_of_first()
         when = time.strftime("%H:%M:%S", time.localtime(reset)) if reset else "its reset time"
-        self.say(
-            f"waiting for {FIRST}'s limit to reset at {when}; quota.prefer_first then brings the pool back"
-        )
+        if reset is not None and reset <= self.clock():
+            self.say(
+                f"{FIRST}'s limit reset at {when}; quota.prefer_first brings the pool back once no task runs"
+            )
+        else:
+            back = "quota.prefer_first then brings the pool back"
+            self.say(f"waiting for {FIRST}'s limit to reset at {when}; {back}")
 
     def _reset_of_first(self) -> float | None:
         try:

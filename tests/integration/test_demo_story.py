@@ -203,6 +203,31 @@ def test_each_step_of_the_story_is_in_the_log_after_what_caused_it(told: Told) -
     at(r"demo: docs site:003-release-notes ran on primary: the story is over", last)
 
 
+def test_the_parting_line_of_a_demo_not_kept_says_its_workspace_and_server_are_gone(tmp_path: Path) -> None:
+    tmpdir, sockets = tmp_path / "tmp", tmp_path / "tmux"
+    tmpdir.mkdir()
+    sockets.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "TMUX_TMPDIR": str(sockets), "HOME": str(tmp_path)}
+    env.pop("TMUX", None)
+    demo = subprocess.run(
+        [sys.executable, "-m", "cfo_tui.cli", "demo", "--no-ui", "--agents", "1", "--tasks", "1"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    found = re.search(r"demo workspace: (\S+)\s+\(tmux -L (\S+) attach\)", demo.stderr)
+    assert found, demo.stderr[-3000:]
+    root, socket = Path(found.group(1)), found.group(2)
+    last = demo.stderr.strip().splitlines()[-1]
+    assert last == f"demo: removed {root} and stopped its tmux server (--keep keeps the workspace)"
+    assert not root.exists()
+    alive = subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True, env=env)
+    assert alive.returncode != 0
+
+
 def test_demo_refuses_a_config_file_with_one_clear_line() -> None:
     demo = subprocess.run(
         [sys.executable, "-m", "cfo_tui.cli", "demo", "--config", "/nonexistent/cfo.yaml"],
