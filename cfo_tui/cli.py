@@ -48,12 +48,32 @@ def build_parser() -> argparse.ArgumentParser:
     from cfo_tui import completion, delegate, service
     from engine.tasks import PRIORITIES
 
-    demo = sub.add_parser("demo", help="run the console on a throw-away workspace with simulated agents")
-    demo.add_argument("--no-ui", action="store_true", dest="demo_no_ui", help="run the demo headless")
-    demo.add_argument("--agents", type=int, default=4, metavar="N", help="pool sessions (default 4)")
-    demo.add_argument("--keep", action="store_true", help="keep the workspace folder afterwards")
+    demo = sub.add_parser(
+        "demo",
+        help="run the console on a throw-away workspace with simulated agents",
+        description=(
+            "A throw-away workspace (three projects, two simulated accounts, a private tmux server) and the "
+            "console on it, telling a story in about a minute: work flows on the first account until one "
+            "task runs it out of its session limit half-way; the pool fails over to the second account and "
+            "that task resumes in its own conversation; a burst of 529 errors does not swap; a task file "
+            "with broken front matter goes to failed/ with its reason; once the first account's limit has "
+            "reset, the pool goes back to it. No Claude account is needed. The demo writes its own config: "
+            "--config is refused."
+        ),
+    )
     demo.add_argument(
-        "--tasks", type=int, default=None, metavar="N", help="tasks to queue (default 3 per agent)"
+        "--no-ui", action="store_true", dest="demo_no_ui", help="tell the story in the log, then stop"
+    )
+    demo.add_argument("--agents", type=int, default=4, metavar="N", help="pool sessions (default 4)")
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the workspace folder afterwards (and say how to look at it)"
+    )
+    demo.add_argument(
+        "--tasks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="no story: a plain queue of N tasks (headless: stop once it is done)",
     )
 
     init = sub.add_parser("init", help="write a commented example config")
@@ -100,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     completion.add_parser(sub)
     for name in ("demo", "init", "check", "status", "screen", "add"):
         _add_config(sub.choices[name], top=False)
+    for action in demo._actions:  # accepted everywhere, but the demo has its own config
+        if action.dest == "config":
+            action.help = "refused: the demo writes its own config"
     return parser
 
 
@@ -242,6 +265,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from cfo_tui.demo import DemoError, run_demo
 
+    if getattr(args, "config", None) is not None:
+        _err("demo: --config is not used: the demo builds its own throw-away config (--keep keeps it)")
+        return 2
     try:
         return run_demo(
             agents=args.agents, tasks=args.tasks, headless=args.demo_no_ui or args.no_ui, keep=args.keep

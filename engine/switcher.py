@@ -282,6 +282,9 @@ class Switcher:
             # Stopped before its conversation was written: it starts afresh, and the conversation to
             # follow is the new one, never the earlier attempt's that ended on the old account's limit.
             run.follower, run.claimed_at = None, time.time()
+        # The old agent's Stop hook may have signalled the turn that ended on the limit after the watcher
+        # saw the limit: left there, it would pass for the end of the resumed turn.
+        ctx.signal(run.session).unlink(missing_ok=True)
         try:
             await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
             await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)

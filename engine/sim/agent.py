@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 
-from engine.sim import render
+from engine.sim import account, render
 from engine.sim.directives import DEFAULT_LIMIT_MESSAGE, STOPS, Directive, parse_line, parse_task
 from engine.sim.hooks import HookRunner
 from engine.sim.keys import Key
@@ -20,7 +20,6 @@ EXIT_WINDOW = 1.0  # a second Ctrl-C (or Ctrl-D) within this quits
 FRAME = 0.2  # while working: spinner redraw and sim-quota polling period
 TOKENS_PER_SECOND = 41
 RETRY_ATTEMPTS = 2  # a failing request is sent this many more times before its error is shown
-QUOTA_FILE = "sim-quota"
 MENU_FILE = "sim-limit-menu"
 UPGRADE_LINE = "Upgrade your plan at https://claude.ai/upgrade"
 TIP = "Tip: Use /btw to ask a quick side question without interrupting Claude's current work"
@@ -199,16 +198,8 @@ class Agent:
         return ["Resume this session with:", f"claude --resume {self.transcript.session_id}"]
 
     def _quota_message(self) -> str | None:
-        """The limit message when the account is exhausted (`sim-quota` exists), else None."""
-        path = os.path.join(self.options.config_dir, QUOTA_FILE)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read().strip()
-        except FileNotFoundError:
-            return None
-        except OSError:
-            text = ""
-        return text or DEFAULT_LIMIT_MESSAGE
+        """The limit message while the account is exhausted (`sim-quota`, until its reset), else None."""
+        return account.limit_message(self.options.config_dir, DEFAULT_LIMIT_MESSAGE)
 
     # ----- drawing -----------------------------------------------------------------------------------
 
@@ -454,6 +445,9 @@ class Agent:
             self._answer(step.text, turn)
         elif step.kind == "quota":
             self._limit(step.text, now)
+        elif step.kind == "exhaust":
+            template = step.text or account.ACCOUNT_LIMIT_MESSAGE
+            self._limit(account.exhaust(self.options.config_dir, template, step.seconds), now)
         elif step.kind == "auth":
             self._stop("Not logged in · Please run /login", 401, "authentication_failed", now)
         elif step.kind == "crash":

@@ -8,8 +8,9 @@ import math
 # (`error`), which takes time showing its retry line instead (it is no work: see `Directive.timed`).
 TIMED = frozenset({"work", "compact", "hang"})
 # Steps that end the turn (or, for a recovered error, hold it up) before any answer is shown.
-STOPS = frozenset({"quota", "error", "auth"})
+STOPS = frozenset({"quota", "exhaust", "error", "auth"})
 DEFAULT_LIMIT_MESSAGE = "You've hit your limit · resets 3am"
+SESSION_WINDOW = 5 * 3600.0  # how long a subscriber's session limit lasts at most
 # `error` failures the simulator knows (keys of render.API_FAILURES); any other status is a 500.
 ERROR_STATUSES = ("429", "500", "529")
 
@@ -100,6 +101,8 @@ def parse_line(line: str) -> Directive | None:
         return Directive("say", source, text=unquote(rest))
     if verb == "quota":
         return Directive("quota", source, text=unquote(rest) or DEFAULT_LIMIT_MESSAGE)
+    if verb == "exhaust":
+        return _exhaust(rest, source)
     if verb in ("error", "throttle"):
         return _failure(verb, rest, source)
     if verb in ("auth", "crash"):
@@ -108,6 +111,16 @@ def parse_line(line: str) -> Directive | None:
         path, text = _split_path(rest)
         return Directive("append", source, path=path, text=unquote(text)) if path else None
     return None
+
+
+def _exhaust(rest: str, source: str) -> Directive | None:
+    """`exhaust [DURATION] ["MSG"]`: `seconds` until the account's limit resets (a session window,
+    5 hours, by default), `text` the message (empty: the account-limit default)."""
+    after, message = ("", rest) if rest.startswith('"') else rest.partition(" ")[::2]
+    seconds = parse_duration(after) if after else SESSION_WINDOW
+    return (
+        Directive("exhaust", source, seconds=seconds, text=unquote(message)) if seconds is not None else None
+    )
 
 
 def _failure(verb: str, rest: str, source: str) -> Directive:

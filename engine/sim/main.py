@@ -18,7 +18,10 @@ the real agent's behaviour is not pinned down, the simulator does this:
   duration, default 1s) after its other steps. Owed directives of an earlier task run before the
   new prompt's own. Unknown or malformed `sim:` lines are ignored.
 - `sim-quota` is checked before every step and every 200 ms of a timed step (`hang` and retries
-  included); the step it cuts short stays owed and is redone.
+  included); the step it cuts short stays owed and is redone. `sim: exhaust` writes it for the whole
+  account, with the time it lifts (`until <epoch>`, its last line): a message naming a clock time
+  (`{reset}`, rendered `8:47pm (UTC)` as the real agent does) lifts on that whole minute, one naming
+  `{epoch}` on that second.
 - With `sim-limit-menu`, after a limit's turn-end line the agent runs `/rate-limit-options` itself
   (echoed like a prompt) and its menu replaces box and footer, the limit line still in view above.
   Up/Down move, Enter picks, Esc cancels, typed text is dropped. Option 1 adds "Waiting for the
@@ -79,6 +82,10 @@ $CLAUDE_CONFIG_DIR (default ~/.claude). Task lines starting `sim:` direct it, in
   sim: say "TEXT"          an answer line; the turn goes on
   sim: append PATH TEXT    append a line to a file (a side effect of the task)
   sim: quota "MSG"         a usage limit (subscriber): MSG as a ⎿ line, a 429 rate_limit record
+  sim: exhaust 40s ["MSG"] the account runs out: this session stops as for quota, and every session
+                           of the account at its next step, until the reset 40s on (a clock time
+                           {reset} in MSG rounds it up to its whole minute; {epoch} names it exactly);
+                           MSG defaults to "You've hit your session limit · resets {reset}"
   sim: error 529           retries, then `● API Error: 529 Overloaded. …` (record: server_error)
   sim: error 500           retries, then `● API Error: 500 Internal server error. …` (server_error)
   sim: error 429           retries, then `● API Error: Request rejected (429) · …` (an API key's
@@ -90,8 +97,9 @@ $CLAUDE_CONFIG_DIR (default ~/.claude). Task lines starting `sim:` direct it, in
   sim: crash               exit with status 1
 
 Every stop ends the turn with a turn-end line; the task's remaining lines run at the next prompt.
-Files in the account: sim-quota (exhausted: every prompt stops with the limit message it holds),
-sim-limit-menu (after a limit, run /rate-limit-options and open its menu).
+Files in the account: sim-quota (exhausted: every prompt stops with the limit message it holds,
+until the epoch of a last line `until EPOCH` if there is one), sim-limit-menu (after a limit, run
+/rate-limit-options and open its menu).
 Environment: CFO_SIM_DEFAULT_WORK, CFO_SIM_RETRY_WAIT, CFO_SIM_HEADSTART (durations),
 CFO_SIM_ERROR_FIRST=1 (a stop met at once is written before its prompt), CFO_SIM_STYLE=old.
 """

@@ -9,6 +9,7 @@ from typing import cast
 import pytest
 
 from engine.conversations import conversation_dir
+from engine.events import Event
 from engine.tmux import LibtmuxClient
 from tests.integration.pipeline_support import Workspace, make_workspace, new_engine, run_engine
 
@@ -81,6 +82,29 @@ def test_a_run_left_on_the_exhausted_account_moves_alone_when_it_meets_the_limit
     assert sorted(ran.read_text().split()) == ["A", "B"]
     assert footer_account(ws, "web", "a.md") == footer_account(ws, "web", "b.md") == "secondary"
     assert "requeued" not in [e["type"] for e in ws.events()]
+
+
+def test_a_done_signal_left_by_the_old_agent_does_not_end_the_moved_run(ws: Workspace) -> None:
+    ws.data["pool"]["autonomous"].update(min=1, max=1)
+    ran = ws.root / "ran.log"
+    ws.add_task("web", "a", f"Work\nsim: work 1s\nsim: exhaust 1h\nsim: work 2s\nsim: append {ran} A")
+    engine = new_engine(ws)
+    signal = ws.root / "signals" / "agent-done-ccl-auto-11"
+    planted: list[bool] = []
+
+    def late_stop_hook(event: Event) -> None:  # the old agent's hook lands just after the limit is seen
+        if event.type == "quota_hit":
+            planted.append(True)
+            signal.parent.mkdir(parents=True, exist_ok=True)
+            signal.touch()
+
+    engine.subscribe(late_stop_hook)
+    run_engine(engine, lambda: ws.done("web") == ["a.md"], timeout=60)
+    assert planted
+    assert ran.read_text().split() == ["A"]  # its work was over when it was reported done
+    assert footer_account(ws, "web", "a.md") == "secondary"
+    done = (ws.project("web") / ".agent-queue" / "done" / "a.md").read_text()
+    assert "how: turn ended" in done
 
 
 def test_a_429_record_swaps_though_the_screen_wording_is_new(ws: Workspace) -> None:
