@@ -287,7 +287,7 @@ class Engine:
         ctx = self.ctx
         dispatcher, housekeeping = self.dispatcher, self.housekeeping
         loops = [
-            _start(ctx.wake_dispatch, lambda: self.full_scan, dispatcher.dispatch_once),
+            _start(ctx.wake_dispatch, self._dispatch_period, dispatcher.dispatch_once),
             _start(ctx.wake_watch, self.watcher.period, self.watcher.watch_once),
             asyncio.create_task(self.files.run()),
             _start(asyncio.Event(), lambda: self.watchdog_tick, housekeeping.watchdog_once),
@@ -334,6 +334,16 @@ class Engine:
             if self.delegation is not None:
                 await self.delegation.aclose()
             self.emit("stopped")
+
+    def _dispatch_period(self) -> float:
+        """The safety-net rescan, or sooner when a limit resets or the cooldown after a swap ends before
+        it: that is when dispatch may resume after every account ran out, or `prefer_first` may return."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        due = [ctx.state.paused_until, self.switcher.cooldown_until]
+        due += [a.usable_again_at for a in ctx.state.accounts.values()]
+        soon = [at - now for at in due if at is not None and at > now]
+        return min([self.full_scan, *(s + 0.05 for s in soon)])
 
     def _storage_period(self) -> float:
         if self.ctx.degraded is not None:

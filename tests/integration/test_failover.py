@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -445,6 +446,22 @@ def test_prefer_first_returns_to_the_first_account_when_no_task_would_move(ws: W
     assert engine.state.active_account == "primary"
     back = engine.state.accounts["primary"]
     assert back.usable_again_at is None and back.last_reset is not None  # its limit is history now
+
+
+def test_prefer_first_returns_when_the_limit_resets_not_at_the_next_rescan(ws: Workspace) -> None:
+    from engine.state import AccountState
+
+    ws.data["quota"] = {"prefer_first": True}
+    engine = new_engine(ws)
+    engine.full_scan = 60.0  # the safety-net rescan comes far too late to explain a return in time
+    engine.state.active_account = "secondary"
+    reset = engine.clock.now() + 3
+    engine.state.accounts["primary"] = AccountState("primary", usable_again_at=reset)
+    run_engine(engine, lambda: bool(swaps(ws)), timeout=30)
+    [swap] = swaps(ws)
+    assert swap["account"] == "primary"
+    late = datetime.fromisoformat(str(swap["ts"]).replace("Z", "+00:00")).timestamp() - reset
+    assert 0 <= late < 1.5, late
 
 
 def test_a_task_requeued_with_its_conversation_resumes_it_on_its_next_run(ws: Workspace) -> None:
