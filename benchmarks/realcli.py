@@ -10,7 +10,8 @@ Measures:
 - a swap of 4 sessions, every one at work and one of them streaming a healthy answer, when account A's
   subscriber limit comes (the three others meet it on their next request): the first limit response ->
   every session working under B (its resumed request reached the mock with B's credential) or done, with
-  the healthy turn completed once on A. Repeated SWAP_RUNS times; each run says what happened.
+  the healthy turn completed once on A. Repeated SWAP_RUNS times; each run says what happened. Beside it,
+  what the engine adds per session: its own limit response -> its resumed request under B.
 Needs the CLI: scripts/install-realcli.sh, or CFO_REAL_CLAUDE.
 
 Run: .venv/bin/python benchmarks/realcli.py
@@ -201,12 +202,27 @@ def swap_outcome(
     swaps = [e for e in run.events() if e["type"] == "swap"]
     ran = sorted(run.ran.read_text().split()) if run.ran.exists() else []
     resumed = [at for at in under_b.values() if at is not None]
+    # What the engine itself adds for each session: its own limit response -> its resumed request under B
+    # (detection, the agent's restart and start-up, the continuation sent); the rest of `seconds` is the
+    # wait for each session to reach its next request on A, which the workload decides.
+    own_limit = {
+        t: min(
+            (r.at for r in api.requests(a) if r.status == 429 and r.prompt == first_lines[t]), default=None
+        )
+        for t in limited
+    }
+    per_session = []
+    for t, hit in own_limit.items():
+        resumed_at = under_b[t]
+        if hit is not None and resumed_at is not None:
+            per_session.append(resumed_at - hit)
     healthy_at = [stamp(e["ts"]) for e in healthy_done]
     as_designed = len(resumed) == len(limited) and len(healthy_done) == 1
     return {
         "seconds": round(max(resumed + healthy_at) - quota_at, 2) if as_designed else None,
         "last_limited_working_under_b_s": round(max(resumed) - quota_at, 2) if resumed else None,
         "healthy_done_s": round(healthy_at[0] - quota_at, 2) if healthy_at else None,
+        "own_limit_to_under_b_s": sorted(round(x, 2) for x in per_session),
         "swaps": len(swaps),
         "swap_event_duration_s": swaps[0]["duration"] if swaps else None,
         "resumed_by_the_swap": len(swaps[0]["resumed"]) if swaps else 0,
@@ -236,6 +252,9 @@ def main() -> None:
     timed = [r["seconds"] for r in runs if r["seconds"] is not None]
     result["swap4_seconds_median"] = round(statistics.median(timed), 2) if timed else None
     result["swap4_runs_as_designed"] = f"{len(timed)}/{SWAP_RUNS}"
+    moves = [x for r in runs for x in r["own_limit_to_under_b_s"]]
+    result["swap4_own_limit_to_under_b_s_p50"] = round(pct(moves, 50), 2) if moves else None
+    result["swap4_own_limit_to_under_b_s_max"] = max(moves) if moves else None
     result["swap4_runs"] = runs
     result["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(result))
