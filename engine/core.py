@@ -325,7 +325,8 @@ class Engine:
                 task.cancel()
             _, stuck = await asyncio.wait(pending, timeout=STOP_GRACE)
             for task in stuck:
-                log.error("a worker did not stop within %ss: %s", STOP_GRACE, task.get_name())
+                where = " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(task.get_stack()))
+                log.error("a worker did not stop within %ss: %s, at %s", STOP_GRACE, task.get_name(), where)
             self.save()
             if unsubscribe_notifier is not None:
                 unsubscribe_notifier()
@@ -416,6 +417,7 @@ async def _loop(
 ) -> None:
     """Run `body` now, then whenever `wake` is set or `period()` seconds pass; a failure is logged and the
     loop goes on."""
+    me = asyncio.current_task()
     while True:
         try:
             await body()
@@ -423,4 +425,8 @@ async def _loop(
             log.exception("worker %s failed; it goes on", body.__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=period())
+        # Python 3.11's wait_for drops a cancellation that comes as the event is set: the stop must
+        # still stop this loop, not leave it for the grace period.
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError
         wake.clear()

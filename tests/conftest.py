@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.tmux import LibtmuxClient
+from engine.lock import socket_lock_path
+from engine.tmux import LibtmuxClient, socket_path
 
 
 @pytest.fixture
@@ -27,6 +28,14 @@ def tmux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LibtmuxCli
         yield client
     finally:
         client.kill_server()
+    assert_nothing_left(client)
+
+
+def assert_nothing_left(client: LibtmuxClient) -> None:
+    """A test leaves neither its tmux server's socket file nor an engine's lock on it behind."""
+    assert client.socket_name is not None
+    left = [p for p in (socket_path(client.socket_name), socket_lock_path(client.socket_name)) if p.exists()]
+    assert not left, f"left behind in tmux's folder: {', '.join(map(str, left))}"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.tmux import LibtmuxClient
+from tests.conftest import assert_nothing_left
 from tests.fleet.natsserver import NatsServer
 
 
@@ -36,3 +37,4 @@ def tmux2(tmux: LibtmuxClient) -> Iterator[LibtmuxClient]:
         yield client
     finally:
         client.kill_server()
+    assert_nothing_left(client)
