@@ -167,9 +167,8 @@ def test_a_host_killed_mid_task_has_it_finished_by_another_after_the_takeover(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="engine.fleet")
-    quick = {"ack_wait": "2s", "takeover_after": "3s"}
-    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1", **quick)
-    two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2", **quick)
+    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1", ack_wait="2s", takeover_after="3s")
+    two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2", ack_wait="2s", takeover_after="3s")
     two.project("web")
     proc = start_headless(two)  # host 2 is a process of its own: it can die
     e1 = host_engine(one)
