@@ -117,8 +117,7 @@ class FleetTasks:
         self.attempted: set[str] = set()
         """Keys whose publish has an unknown result: not run here before the fleet has answered."""
         self.local_waiting = 0
-        self.projects: dict[str, Path] = dict(ctx.projects)
-        """The projects of the last dispatch round (name -> folder)."""
+        self._projects: dict[str, Path] = {}
         self.wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._ended: dict[str, tuple[str, str]] = {}
@@ -129,6 +128,11 @@ class FleetTasks:
         self._progress_at = 0.0
         self._warned: set[str] = set()
         ctx.events.subscribe(self._on_event)
+
+    @property
+    def projects(self) -> dict[str, Path]:
+        """The projects of the last dispatch round (name -> folder), or those found at start."""
+        return self._projects or self.ctx.projects
 
     # ----------------------------------------------------------------- the connection
 
@@ -187,7 +191,7 @@ class FleetTasks:
         """A dispatch round's tasks for the fleet: while connected, every task of this host's own goes to the
         fleet (blocked ones too: their dependencies are checked fleet-wide); returns what runs here — the
         imports this host holds, and its own ready tasks while the fleet cannot be reached."""
-        self.projects = dict(projects)
+        self._projects = dict(projects)
         ready_keys = {t.key for t in ready}
         local: list[Task] = []
         exports: list[Task] = []
@@ -316,6 +320,11 @@ class FleetTasks:
             await msg.term()
             return 0
         seq = msg.metadata.sequence.stream
+        for n, sent in enumerate(self.ledger.outbox):
+            if (sent.key, sent.seq) == (meta.key, seq):  # it ended here; its outcome is not sent yet
+                self.ledger.outbox[n] = replace(sent, reply=msg.reply or sent.reply)
+                await msg.in_progress()
+                return 0
         key = claim_key(meta.project, meta.task_id)
         record, revision = await self._get(key)
         held = self.ledger.imports.get(meta.key)
@@ -396,7 +405,7 @@ class FleetTasks:
         running_keys = {r.task.key for r in self.ctx.running.values()}
         changed = False
         for key, held in list(self.ledger.imports.items()):
-            if key in self.confirmed:
+            if key in self.confirmed or key in self._ended:
                 continue
             record, _ = await self._get(claim_key(held.project, held.task_id))
             project_dir = self.projects.get(held.project)
@@ -537,9 +546,20 @@ class FleetTasks:
 
     # ----------------------------------------------------------------- the loop
 
+    async def _ended_before(self) -> None:
+        """Imports that ended before a restart, their outcome not collected yet: collected now."""
+        for key, held in self.ledger.imports.items():
+            project_dir = self.projects.get(held.project)
+            if project_dir is not None and key not in self._ended:
+                found = await asyncio.to_thread(files.find_finished, project_dir, held)
+                if found is not None:
+                    self._ended[key] = ("completed" if found[0] == "done" else "failed", "")
+
     async def run(self) -> None:
         """Collect outcomes always; while connected send them, keep messages alive, receive this host's
         outcomes and fetch work for free sessions."""
+        with contextlib.suppress(OSError):
+            await self._ended_before()
         while True:
             try:
                 await self._collect()
