@@ -7,7 +7,8 @@ there first, this host follows the account the fleet is on instead of swapping a
 written by another host is followed at once: its limits are merged into this host's accounts and the
 switcher swaps the local pool to the fleet's account, each host resuming its own sessions. While the server
 cannot be reached, local work goes on (swaps are decided here) and the connection is retried with backoff;
-on its return, whichever side swapped last wins.
+on its return, whichever side swapped last wins. The fleet's queue (`engine/fleet/tasks.py`) rides on the
+same connection.
 """
 
 from __future__ import annotations
