@@ -467,7 +467,7 @@ class FleetTasks:
                 seq=held.seq,
                 state="done" if state == "done" else "failed",
                 text=text,
-                reason=reason,
+                reason="" if state == "done" else reason,
                 footer=footer,
                 reply=held.reply,
             )

@@ -237,3 +237,51 @@ def test_a_server_restart_while_tasks_flow_loses_nothing_and_runs_nothing_twice(
     assert sorted(ran_order(ran)) == names  # nothing lost, nothing run twice
     completed = events(e1, "completed") + events(e2, "completed")
     assert sorted(str(e["task"]) for e in completed) == [f"web:{n}" for n in names]
+
+
+def test_a_host_cut_off_finishes_what_it_has_works_alone_and_sends_the_outcome_once_back(
+    tmp_path: Path, tmux: LibtmuxClient, tmux2: LibtmuxClient, nats_server: NatsServer
+) -> None:
+    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1")
+    two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2")
+    two.project("web")
+    e1, e2 = host_engine(one), host_engine(two)
+    e1.pause_dispatch()  # host 1 only publishes
+    ran = tmp_path / "ran.log"
+    steps: list[str] = []
+    held: list[int] = []
+
+    def taken_by_host_2() -> bool:
+        return e2.fleet is not None and "web:far" in e2.fleet.tasks.ledger.imports
+
+    def cut_off_then_back() -> None:
+        assert e2.fleet is not None
+        outbox = e2.fleet.tasks.ledger.outbox
+        if not steps and joined(e1, 2) and joined(e2, 2):
+            steps.append("dropped")
+            one.add_task("web", "far", f"Far\nsim: work 1500ms\nsim: append {ran} far")
+        elif steps == ["dropped"] and taken_by_host_2():
+            steps.append("down")
+            nats_server.stop()
+            two.add_task("api", "alone", f"Alone\nsim: append {ran} alone")  # host 2's own, while cut off
+        elif steps == ["dropped", "down"] and outbox and two.done("api") == ["alone.md"]:
+            steps.append("up")
+            held.append(len(outbox))
+            saved = json.loads((two.root / "state" / "fleet-tasks.json").read_text())
+            held.append(len(saved["outbox"]))  # on disk, not only in memory
+            nats_server.start()
+
+    run_engines(
+        [e1, e2],
+        lambda: one.done("web") == ["far.md"] and e2.fleet is not None and not e2.fleet.tasks.ledger.outbox,
+        timeout=60,
+        during=cut_off_then_back,
+        what=lambda: (
+            f"steps {steps}, outbox {e2.fleet and e2.fleet.tasks.ledger}, done {one.done('web')} "
+            f"{two.done('api')}, inbox {one.inbox('web')} {two.inbox('web')} {two.inbox('api')}, "
+            f"states {e1.fleet and e1.fleet.state} {e2.fleet and e2.fleet.state}"
+        ),
+    )
+    assert steps == ["dropped", "down", "up"] and held == [1, 1]
+    assert one.done("web") == ["far.md"] and done_hosts(one, "web") == {"far.md": "host-2"}
+    assert sorted(ran_order(ran)) == ["alone", "far"]
