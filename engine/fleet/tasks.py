@@ -388,6 +388,8 @@ class FleetTasks:
             )
         except TaskError:
             return True  # a bad file: the pipeline moves it to failed/, and the outcome says why
+        if task.unsafe_depends:
+            return False  # never met, as on a single host
         listing = DoneListing()
         for dep in task.depends_on:
             record, _ = await self._get(claim_key(dep.project, dep.task_id))

@@ -285,3 +285,24 @@ def test_a_host_cut_off_finishes_what_it_has_works_alone_and_sends_the_outcome_o
     assert steps == ["dropped", "down", "up"] and held == [1, 1]
     assert one.done("web") == ["far.md"] and done_hosts(one, "web") == {"far.md": "host-2"}
     assert sorted(ran_order(ran)) == ["alone", "far"]
+
+
+def test_a_task_waits_for_its_dependency_to_be_done_fleet_wide(
+    tmp_path: Path, tmux: LibtmuxClient, tmux2: LibtmuxClient, nats_server: NatsServer
+) -> None:
+    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1")
+    two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2")
+    two.project("web")
+    e1, e2 = host_engine(one), host_engine(two)
+    ran = tmp_path / "ran.log"
+    queued: list[bool] = []
+
+    def queue_once_both_joined() -> None:
+        if not queued and joined(e1, 2) and joined(e2, 2):
+            queued.append(True)
+            one.add_task("web", "first", f"First\nsim: work 2s\nsim: append {ran} first", age=10.0)
+            one.add_task("web", "second", f"Second\nsim: append {ran} second", depends_on=["web:first"])
+
+    run_engines([e1, e2], lambda: len(one.done("web")) == 2, timeout=60, during=queue_once_both_joined)
+    assert ran_order(ran) == ["first", "second"]  # two hosts were free: the second waited for the first
+    assert one.inbox("web") == [] and two.inbox("web") == []
