@@ -116,6 +116,17 @@ def drop_sidecar(project_dir: Path, task_id: str) -> None:
         os.unlink(inbox_paths(project_dir, task_id)[1])
 
 
+def sidecar_ids(project_dir: Path) -> list[str]:
+    """The ids of every `.fleet` sidecar in the project's inbox."""
+    try:
+        names = os.listdir(queue_dir(project_dir, "inbox"))
+    except OSError:
+        return []
+    return sorted(
+        n[: -len(FLEET_SIDECAR)] for n in names if n.endswith(FLEET_SIDECAR) and not n.startswith(".")
+    )
+
+
 def _candidates(directory: Path, task_id: str) -> list[Path]:
     try:
         names = os.listdir(directory)

@@ -433,6 +433,19 @@ class FleetTasks:
             log.warning("fleet: %s is no longer this host's to run; removed", key)
         if changed:
             await self._save()
+        await asyncio.to_thread(self._drop_orphans)
+
+    def _drop_orphans(self) -> None:
+        """A `.fleet` sidecar this host has no import for (a crash between two steps): its task, unless it
+        runs, is removed, since its message comes back; a sidecar alone would keep the id busy here."""
+        for project, project_dir in self.projects.items():
+            for task_id in files.sidecar_ids(project_dir):
+                if f"{project}:{task_id}" in self.ledger.imports:
+                    continue
+                if os.path.lexists(files.inbox_paths(project_dir, task_id)[2]):
+                    continue  # it runs: its end is reported as a local task's
+                files.drop_import(project_dir, task_id)
+                log.warning("fleet: %s:%s was not this host's to run; removed", project, task_id)
 
     # ----------------------------------------------------------------- outcomes
 

@@ -201,3 +201,11 @@ def test_an_import_is_staged_then_placed_with_its_sidecar_first(tmp_path: Path) 
     assert json.loads(sidecar.read_text())["origin"] == "host-1"
     assert files.stage_import(project, "t1", b"Task\n", created=0.0) is None  # the id is taken here
     assert files.drop_import(project, "t1") and not task.exists() and not sidecar.exists()
+
+
+def test_the_fleet_sidecars_of_an_inbox_are_listed(tmp_path: Path) -> None:
+    project = queue(tmp_path)
+    inbox = project / ".agent-queue" / "inbox"
+    for name in ("a.md.fleet", "b c.md.fleet", "a.md", "d.md.blocked", ".md.fleet"):
+        (inbox / name).write_text("x")
+    assert files.sidecar_ids(project) == ["a", "b c"]
