@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = 0.25  # how often the loop looks for work while sessions are free, and for outcomes
+POLL = 1.0  # how often the loop looks for work and outcomes when no publish woke it
 DEPENDENCY_DELAY = 5.0  # a task whose dependency is not done fleet-wide is offered again this much later
 RETRY_DELAY = 1.0  # a message met in a passing state (its id busy here, a record being written)
 DUPLICATE_WINDOW = 120.0
@@ -173,6 +173,14 @@ class FleetTasks:
         )
         self._nc, self._js, self._claims = nc, js, claims
         self._consumers.clear()
+
+        async def nudge(msg: Msg) -> None:  # a task published anywhere, or an outcome for this host
+            self.wake.set()
+
+        # Plain subscriptions see what the streams store as it is published: the loop looks at once,
+        # not at its next poll.
+        for subject in (f"{self.config.prefix}.task.>", outcome_subject(self.config.prefix, self.host)):
+            await nc.subscribe(subject, cb=nudge)
         await self._confirm_imports()
         self.wake.set()
 
