@@ -180,7 +180,7 @@ class ScreenConfig:
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """Several hosts sharing one account state (and, later, one queue) over NATS JetStream."""
+    """Several hosts sharing one account state and one queue over NATS JetStream."""
 
     url: str
     host: str
@@ -188,6 +188,8 @@ class FleetConfig:
     heartbeat: float = 2.0  # how often this host publishes its snapshot and checks the account state
     silent_after: float = 10.0  # a host whose snapshot is older than this is shown as silent
     connect_timeout: float = 2.0  # one connection attempt; failed ones are retried with backoff
+    ack_wait: float = 60.0  # a task message not acknowledged (nor kept alive) this long is delivered again
+    takeover_after: float = 120.0  # a task running on a host silent this long is taken over by another
 
 
 @dataclass(frozen=True)

@@ -629,6 +629,8 @@ def _fleet(r: _Reader, path: _KeyPath, raw: object) -> FleetConfig | None:
         "heartbeat": positive,
         "silent_after": positive,
         "connect_timeout": positive,
+        "ack_wait": positive,
+        "takeover_after": positive,
     }
     required = {"url": "the NATS server with JetStream, like nats://127.0.0.1:4222"}
     values = r.section(path, raw, spec, required)
@@ -642,6 +644,13 @@ def _fleet(r: _Reader, path: _KeyPath, raw: object) -> FleetConfig | None:
         ("silent_after", fleet.silent_after),
         ("heartbeat", fleet.heartbeat),
         "a host would be shown silent between two of its heartbeats",
+    )
+    _not_shorter(
+        r,
+        path,
+        ("takeover_after", fleet.takeover_after),
+        ("silent_after", fleet.silent_after),
+        "a task would be taken from a host not even shown silent",
     )
     return fleet
 

@@ -172,7 +172,8 @@ screen:
   # changes before cfo is updated; null uses the shipped ones.
   patterns_file: null
 
-# Several hosts sharing one account state over NATS JetStream (needs: pip install 'claude-failover[fleet]').
+# Several hosts sharing one account state and one queue over NATS JetStream
+# (needs: pip install 'claude-failover[fleet]').
 # null: this host works alone. To join a fleet, replace null with:
 #   url: nats://127.0.0.1:4222   # a NATS server started with JetStream (nats-server -js)
 #   host: box-1                  # this host's name in the fleet (default: the machine's name)
@@ -180,5 +181,7 @@ screen:
 #   heartbeat: 2s                # how often this host publishes its snapshot and checks the account state
 #   silent_after: 10s            # a host whose snapshot is older than this is shown silent
 #   connect_timeout: 2s          # one connection attempt; failed ones are retried with backoff
+#   ack_wait: 60s                # a fleet task not kept alive this long is delivered to another host
+#   takeover_after: 2m           # a fleet task whose host is silent this long is run by another host
 fleet: null
 """

@@ -110,6 +110,7 @@ class Engine:
 
             self.fleet = Fleet(ctx, self.switcher, self.snapshot)
             self.switcher.authority = self.fleet
+            self.dispatcher.fleet = self.fleet.tasks
         ctx.events.subscribe(self._on_event)
 
     # ----------------------------------------------------------------- what the workers share

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from engine import moves, sidecars
 from engine import queue as q
@@ -36,6 +37,16 @@ LAUNCH_HOLD_MAX = 300.0
 Plan = tuple[dict[str, Path], q.ScanResult, list[Task], list[str], frozenset[str]]
 
 
+class FleetQueue(Protocol):
+    """The fleet's queue, as a dispatch round sees it (engine/fleet/tasks.py)."""
+
+    def imported(self, task: Task) -> bool: ...
+
+    async def exchange(
+        self, projects: dict[str, Path], scan: q.ScanResult, ready: list[Task]
+    ) -> list[Task]: ...
+
+
 class Dispatcher:
     """Inbox to idle pool session, exactly once: a task is claimed (and the claim saved) before any
     message reaches an agent."""
@@ -57,6 +68,8 @@ class Dispatcher:
         self.resume_ids = resume_ids
         self.files = files
         self.delegation = delegation
+        self.fleet: FleetQueue | None = None
+        """Set with a `fleet:` section: this host's tasks go to the fleet, and the fleet's come here."""
         self.scans = 0
         """Rounds that scanned the queues."""
         self.dispatchable = 0
@@ -92,6 +105,8 @@ class Dispatcher:
         self.files.update(projects, becoming)
         ctx.last_scan = scan
         self.scans += 1
+        if self.fleet is not None:
+            ready = await self.fleet.exchange(projects, scan, ready)
         self.dispatchable = len(ready)
         for problem in scan.problems:
             log.error("%s", problem)
@@ -169,7 +184,7 @@ class Dispatcher:
         for task in scan.tasks:
             if scan.marked(task.key, "delegated"):
                 continue
-            if task.depends_on or task.unsafe_depends:
+            if (task.depends_on or task.unsafe_depends) and not (self.fleet and self.fleet.imported(task)):
                 status = resolve_dependencies(task, self.ctx.config.projects_dir, projects, listing)
                 if not status.met:
                     self._block(task, status)

@@ -36,6 +36,7 @@ class Finisher:
         self.watchdog = watchdog
 
     def _footer(self, run: Running, how: str) -> dict[str, str]:
+        fleet = self.ctx.config.fleet
         return {
             "session": run.session,
             "account": run.account,
@@ -43,6 +44,7 @@ class Finisher:
             "started": iso(run.started),
             "ended": iso(self.ctx.clock.now()),
             "how": how,
+            **({"host": fleet.host} if fleet is not None else {}),
         }
 
     def forget_task(self, key: str) -> None:

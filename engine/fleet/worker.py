@@ -7,7 +7,8 @@ there first, this host follows the account the fleet is on instead of swapping a
 written by another host is followed at once: its limits are merged into this host's accounts and the
 switcher swaps the local pool to the fleet's account, each host resuming its own sessions. While the server
 cannot be reached, local work goes on (swaps are decided here) and the connection is retried with backoff;
-on its return, whichever side swapped last wins.
+on its return, whichever side swapped last wins. The fleet's queue (`engine/fleet/tasks.py`) rides on the
+same connection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine.accounts import mark_exhausted
 from engine.config import FleetConfig
 from engine.context import Context
 from engine.fleet.record import ACCOUNT_KEY, AccountRecord, HostView, RecordError, host_view, merged_usable
+from engine.fleet.tasks import FleetTasks
 from engine.snapshot import FleetView, PeerRow, Snapshot
 from engine.switcher import Agreement, Switcher, Trigger
 
@@ -155,6 +157,8 @@ class Fleet:
         self._unsynced = False  # a swap was decided here while the fleet could not be reached
         self._follow_pending = False
         self._warned: set[str] = set()
+        self.tasks = FleetTasks(ctx, self.config, lambda: self.peers, lambda: switcher.swapping)
+        """The fleet's queue: this host's tasks out, the fleet's tasks in, outcomes back."""
 
     # ----------------------------------------------------------------- what the console shows
 
@@ -197,12 +201,14 @@ class Fleet:
             self.state = "unavailable: nats-py is not installed"
             return
         delay = RETRY_FIRST
+        queue = asyncio.create_task(self.tasks.run(), name="fleet queue")
         while True:
             try:
                 await self._join()
                 delay = RETRY_FIRST
                 await self._serve()
             except asyncio.CancelledError:
+                queue.cancel()
                 await self._leave()
                 raise
             except Exception as exc:
@@ -235,6 +241,7 @@ class Fleet:
         self.state = "connected"
         await self._publish()
         self.peers = tuple(await read_hosts(self._hosts))
+        await self.tasks.attach(self._nc)
         record = self.seen.record
         log.info(
             "fleet: joined %s as %s (%d hosts, account %s)",
@@ -301,6 +308,7 @@ class Fleet:
         await self._close()
 
     async def _close(self) -> None:
+        self.tasks.detach()
         nc, self._nc, self._accounts, self._hosts = self._nc, None, None, None
         if nc is not None:
             with contextlib.suppress(Exception):

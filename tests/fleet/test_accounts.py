@@ -44,11 +44,12 @@ def test_a_limit_on_one_host_moves_every_host_to_the_next_account_with_one_swap(
         if not queued and joined(e1, 2) and joined(e2, 2):
             queued.append(True)
             one.add_task("web", "limited", f"Hits the limit\nsim: work 500ms\n{LIMIT}\nsim: append {ran} L")
-            two.add_task("web", "long", f"Healthy work\nsim: work 4s\nsim: append {ran} H")
+            # Each host's project is checked out there alone: each task runs on the host it was dropped on.
+            two.add_task("api", "long", f"Healthy work\nsim: work 4s\nsim: append {ran} H")
 
     run_engines(
         [e1, e2],
-        lambda: one.done("web") == ["limited.md"] and two.done("web") == ["long.md"],
+        lambda: one.done("web") == ["limited.md"] and two.done("api") == ["long.md"],
         timeout=90,
         during=queue_once_both_joined,
     )
@@ -65,7 +66,7 @@ def test_a_limit_on_one_host_moves_every_host_to_the_next_account_with_one_swap(
     assert e1.fleet is not None and e1.fleet.seen.record is not None
     assert e1.fleet.seen.record.swaps == 1  # one swap for the fleet
     assert sorted(ran.read_text().split()) == ["H", "L"]
-    assert "account: primary" in (two.project("web") / ".agent-queue" / "done" / "long.md").read_text()
+    assert "account: primary" in (two.project("api") / ".agent-queue" / "done" / "long.md").read_text()
 
 
 def test_two_hosts_hitting_the_limit_at_once_make_one_swap(
@@ -79,12 +80,12 @@ def test_two_hosts_hitting_the_limit_at_once_make_one_swap(
     def queue_once_both_joined() -> None:
         if not queued and joined(e1, 2) and joined(e2, 2):
             queued.append(True)
-            for ws in (one, two):
-                ws.add_task("web", "limited", f"Hits the limit\nsim: work 300ms\n{LIMIT}")
+            for ws, project in ((one, "web"), (two, "api")):  # one project per host: each runs its own
+                ws.add_task(project, "limited", f"Hits the limit\nsim: work 300ms\n{LIMIT}")
 
     run_engines(
         [e1, e2],
-        lambda: one.done("web") == ["limited.md"] and two.done("web") == ["limited.md"],
+        lambda: one.done("web") == ["limited.md"] and two.done("api") == ["limited.md"],
         timeout=90,
         during=queue_once_both_joined,
     )
