@@ -185,3 +185,38 @@ def test_a_swap_decided_while_the_server_was_down_reaches_the_fleet_when_it_retu
     assert str(decided["fleet"]).startswith("decided here")
     [followed] = swap_events(e2)
     assert followed["fleet"] == "followed host-1"
+
+
+def test_prefer_first_brings_the_whole_fleet_back_together(
+    tmp_path: Path, tmux: LibtmuxClient, tmux2: LibtmuxClient, nats_server: NatsServer
+) -> None:
+    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1")
+    two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2")
+    for ws in (one, two):
+        ws.data["quota"] = {"prefer_first": True, "reactivate_cooldown": "1s"}
+    e1, e2 = host_engine(one), host_engine(two)
+    steps: list[str] = []
+
+    def limit_then_keep_host_2_busy() -> None:
+        if not steps and joined(e1, 2) and joined(e2, 2):
+            steps.append("limit")
+            reset = int(time.time()) + 6  # the older wording names its reset to the second
+            one.add_task(
+                "web", "limited", f'Hits the limit\nsim: quota "Claude AI usage limit reached|{reset}"'
+            )
+        elif steps == ["limit"] and e2.state.active_account == "secondary":
+            steps.append("busy")  # host 2 cannot return alone: a task of its own runs past the reset
+            two.add_task("api", "long", "Long work\nsim: work 15s")
+
+    run_engines(
+        [e1, e2],
+        lambda: len(swap_events(e2)) == 2 and e2.state.active_account == "primary",
+        timeout=90,
+        during=limit_then_keep_host_2_busy,
+    )
+    away, back = swap_events(e2)
+    assert (away["account"], back["account"]) == ("secondary", "primary")
+    assert back["fleet"] == "followed host-1"  # host 1's prefer_first decided it for the fleet
+    [_, returned] = swap_events(e1)
+    assert returned["account"] == "primary" and returned["fleet"] == "decided for the fleet"
+    assert e2.running  # host 2 went back with its task still running: it did not wait to be idle
