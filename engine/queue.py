@@ -16,6 +16,7 @@ from engine.sidecars import SIDECARS, Sidecar
 from engine.tasks import (
     CLAIM_SUFFIX,
     DEFAULT_MAX_BYTES,
+    PUBLISHED_SUFFIX,
     TASK_SUFFIX,
     VANISHED,
     Fingerprint,
@@ -97,6 +98,8 @@ class ScanResult:
     """Inboxes that could not be scanned, each naming the directory."""
     nowhere: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Blocked task key -> its `depends_on` entries that no queue holds (filled in by dependency checks)."""
+    published: int = 0
+    """With a fleet: this host's tasks the fleet runs now (`<id>.md.published`, back when they end)."""
 
     def marked(self, key: str, kind: Sidecar) -> bool:
         return kind in self.marks.get(key, frozenset())
@@ -123,6 +126,7 @@ class _Collector:
     unsettled: int = 0
     next_settle: float | None = None
     problems: list[str] = field(default_factory=list)
+    published: int = 0
 
     def result(self) -> ScanResult:
         return ScanResult(
@@ -133,6 +137,7 @@ class _Collector:
             unsettled=self.unsettled,
             next_settle=self.next_settle,
             problems=tuple(self.problems),
+            published=self.published,
         )
 
 
@@ -230,6 +235,8 @@ class _ProjectScan:
                 self.out.errors.append(outcome)
         elif name.endswith(CLAIM_SUFFIX):
             self.out.claimed.append(Path(entry.path))
+        elif name.endswith(PUBLISHED_SUFFIX):
+            self.out.published += 1
         else:
             for kind in SIDECARS:
                 suffix = f"{TASK_SUFFIX}.{kind}"

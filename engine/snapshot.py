@@ -124,6 +124,8 @@ class Snapshot:
     """Why the engine cannot write now (`cannot write state — No space left on device`); None if it can."""
     fleet: FleetView | None = None
     """With a `fleet:` section: the fleet as this host sees it."""
+    in_fleet: int = 0
+    """With a fleet: this host's tasks the fleet runs now (on any host), back in done/ when they end."""
 
     @property
     def working(self) -> int:
@@ -266,6 +268,7 @@ def build_snapshot(
         swap_target=target.name if target else None,
         degraded=degraded,
         fleet=fleet,
+        in_fleet=scan.published,
     )
 
 
@@ -306,7 +309,12 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             }
             for s in snap.sessions
         ],
-        "queues": {"inbox": len(snap.inbox), "blocked": len(snap.blocked), "delegated": len(snap.delegated)},
+        "queues": {
+            "inbox": len(snap.inbox),
+            "blocked": len(snap.blocked),
+            "delegated": len(snap.delegated),
+            **({"in_fleet": snap.in_fleet} if snap.fleet is not None else {}),
+        },
         "blocked": [
             {"task": t.key, "waiting_for": t.waiting_for, "since": _time(t.blocked_since)}
             for t in snap.blocked

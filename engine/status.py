@@ -44,6 +44,8 @@ def status_dict(config: Config, tmux: SessionLister | None = None) -> dict[str, 
         live = set(_live_sessions(config, tmux))
         snap = replace(snap, sessions=tuple(s for s in snap.sessions if s.name in live))
     data = snapshot_json(snap)
+    if config.fleet is not None:
+        data["queues"]["in_fleet"] = scan.published
     data["engine"] = {
         "running": pid is not None,
         "pid": pid or None,
@@ -89,8 +91,10 @@ def render_status(data: dict[str, Any]) -> str:
         )
         paused = "   dispatch was paused" if data["dispatch"] == "paused" else ""
         lines.append(f"account: {data['active_account'] or '-'}{paused}")
+    in_fleet = f"  in the fleet {queues['in_fleet']}" if "in_fleet" in queues else ""
     lines.append(
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}"
+        + in_fleet
     )
     lines.append(f"today: done {data['today']['completed']}  failed {data['today']['failed']}")
     for s in data["sessions"]:

@@ -31,6 +31,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 QUEUE_DIR = ".agent-queue"
 TASK_SUFFIX = ".md"
 CLAIM_SUFFIX = ".md.dispatched"
+PUBLISHED_SUFFIX = ".md.published"  # with a fleet: the origin's task file while the fleet runs it
 VANISHED = "vanished"
 
 KNOWN_KEYS = frozenset(

@@ -23,17 +23,19 @@ def _silent(peer: PeerRow) -> bool:
     return peer.silent and peer.dispatch != "stopped"
 
 
-def fleet_badge(fleet: FleetView) -> tuple[str, str]:
-    """(text, style) for the header: how many hosts are live, or why this host is not in the fleet."""
+def fleet_badge(fleet: FleetView, in_fleet: int = 0) -> tuple[str, str]:
+    """(text, style) for the header: how many hosts are live and how many of this host's tasks the fleet
+    runs, or why this host is not in the fleet."""
+    out = f" · {in_fleet} out" if in_fleet else ""
     if fleet.state == "connected":
         silent = [p.host for p in fleet.peers if _silent(p)]
         live = sum(1 for p in fleet.peers if not _silent(p) and p.dispatch != "stopped")
         if silent:
-            return f" fleet {live} up · {', '.join(silent)} silent ", "bold black on yellow"
-        return f" fleet {live} up ", "bold black on green"
+            return f" fleet {live} up · {', '.join(silent)} silent{out} ", "bold black on yellow"
+        return f" fleet {live} up{out} ", "bold black on green"
     if fleet.state == "connecting":
         return " fleet joining… ", "bold black on cyan"
-    return f" fleet {fleet.state.split(':')[0]} ", "bold white on red"
+    return f" fleet {fleet.state.split(':')[0]}{out} ", "bold white on red"
 
 
 def _age(seconds: float) -> str:

@@ -25,7 +25,7 @@ def _accounts_line(snap: Snapshot, now: float, engine_note: str | None) -> Text:
         line.append(" ▶ RUNNING ", "bold black on green")
     line.append("  ")
     if snap.fleet is not None:
-        text, style = fleet_badge(snap.fleet)
+        text, style = fleet_badge(snap.fleet, snap.in_fleet)
         line.append(text, style)
         line.append("  ")
     if engine_note:

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 from engine.atomic import atomic_write, fsync_dir, rename_noreplace, write_new
-from engine.fleet.queue import FLEET_SIDECAR, PUBLISHED_SUFFIX, Imported, Ledger, Outcome, QueueError
+from engine.fleet.queue import FLEET_SIDECAR, Imported, Ledger, Outcome, QueueError
 from engine.footers import FooterValue, append_footer, read_footer
-from engine.tasks import TASK_SUFFIX, queue_dir
+from engine.tasks import PUBLISHED_SUFFIX, TASK_SUFFIX, queue_dir
 
 log = logging.getLogger(__name__)
 

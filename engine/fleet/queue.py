@@ -18,7 +18,6 @@ ClaimState = Literal["published", "running", "done", "failed"]
 CLAIM_STATES: tuple[ClaimState, ...] = ("published", "running", "done", "failed")
 FINISHED: frozenset[str] = frozenset({"done", "failed"})
 
-PUBLISHED_SUFFIX = ".md.published"  # the origin's task file while the fleet runs it
 FLEET_SIDECAR = ".md.fleet"  # beside a task imported from the fleet: never exported again
 
 H_ORIGIN = "Cfo-Origin"

@@ -47,19 +47,23 @@ def test_tasks_dropped_on_one_host_run_on_both_each_once_and_land_at_their_origi
     ran = tmp_path / "ran.log"
     names = [f"t{i}" for i in range(6)]
     queued: list[bool] = []
+    out: list[int] = []  # host 1's tasks the fleet runs, as its snapshot shows them
 
     def queue_once_both_joined() -> None:
         if not queued and joined(e1, 2) and joined(e2, 2):
             queued.append(True)
             for name in names:
                 one.add_task("web", name, f"Task {name}\nsim: work 1s\nsim: append {ran} {name}")
+        out.append(e1.snapshot().in_fleet)
 
     run_engines(
         [e1, e2],
-        lambda: one.done("web") == sorted(f"{n}.md" for n in names),
+        # Every outcome home: a task run on its origin is in done/ a moment before its outcome has landed.
+        lambda: one.done("web") == sorted(f"{n}.md" for n in names) and one.inbox("web") == [],
         timeout=90,
         during=queue_once_both_joined,
     )
+    assert 0 < max(out) <= len(names)  # shown while out (none is left: the inbox is empty below)
     assert sorted(ran.read_text().split()) == names  # each side effect once
     hosts = done_hosts(one, "web")
     assert set(hosts.values()) == {"host-1", "host-2"}, hosts  # both hosts ran some

@@ -502,7 +502,7 @@ SCENES: dict[str, Scene] = {
         Scene("busy_pool_80x24", lambda: app_for(busy()), (80, 24)),
         Scene("toasts_80x24", lambda: app_for(busy()), (80, 24), before=with_toasts),
         Scene("degraded", lambda: app_for(replace(busy(), degraded=DEGRADED)), (80, 24)),
-        Scene("fleet_header", lambda: app_for(replace(busy(), fleet=fleet())), (120, 40)),
+        Scene("fleet_header", lambda: app_for(replace(busy(), fleet=fleet(), in_fleet=3)), (120, 40)),
         Scene("fleet_screen", lambda: app_for(replace(busy(), fleet=fleet())), (120, 40), press=("f",)),
         Scene("tail_tab_80x24", lambda: app_for(busy()), (80, 24), press=("left_square_bracket",)),
         Scene("blocked_queue", lambda: app_for(busy()), (100, 30), press=("right_square_bracket",)),
