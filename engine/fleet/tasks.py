@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLAIMS_KEPT = 7 * 86400.0
+"""How long a claim record is kept after its last change: far longer than any task may run, or wait for a
+host that went silent, so the records of finished tasks do not pile up for ever."""
 POLL = 1.0  # how often the loop looks for work and outcomes when no publish woke it
 DEPENDENCY_DELAY = 5.0  # a task whose dependency is not done fleet-wide is offered again this much later
 RETRY_DELAY = 1.0  # a message met in a passing state (its id busy here, a record being written)
@@ -162,7 +165,7 @@ class FleetTasks:
         try:
             claims = await js.key_value(tasks)
         except BucketNotFoundError:
-            claims = await js.create_key_value(bucket=tasks, history=1)
+            claims = await js.create_key_value(bucket=tasks, history=1, ttl=CLAIMS_KEPT)
         await js.add_consumer(
             outcomes,
             ConsumerConfig(
