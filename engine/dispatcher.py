@@ -19,7 +19,7 @@ from engine.delegation.manager import DelegationManager
 from engine.delegation.router import Decision
 from engine.filewatch import FileWatch, becoming_projects
 from engine.finisher import Finisher
-from engine.launch import LaunchError, agent_running, paste_and_submit, start_agent
+from engine.launch import LaunchError, agent_running, start_and_submit
 from engine.quota import QuotaMonitor
 from engine.resumeids import ResumeIds
 from engine.runtime import Running
@@ -296,8 +296,7 @@ class Dispatcher:
             else:
                 launch = run.launch(ctx.config.agent, account, resume)
             ctx.signal(run.session).unlink(missing_ok=True)
-            await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
-            enters = await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
+            enters = await start_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
             run.phase = "working"
             s.state = WORKING
             s.launch_failures, s.held_until = 0, None

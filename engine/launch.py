@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def command_line(
     args: tuple[str, ...] | list[str],
     model: str,
     resume_id: str | None = None,
+    prompt: str | None = None,
 ) -> str:
-    """The line typed into the session's shell; every part from config or a path is quoted.
+    """The line typed into the session's shell; every part from config or a path is quoted. `prompt`, a
+    fixed word of ours (never task text), is the agent's first message, submitted by the agent itself.
 
     Quoting does not protect a control character: the shell's line editor acts on it as a key press
     (Ctrl-U erases the line typed so far, CR runs it) before any quote is read. Raises LaunchError
@@ -82,6 +85,8 @@ def command_line(
     argv = [command, *args, "--model", model]
     if resume_id:
         argv += ["--resume", resume_id]
+    if prompt:
+        argv.append(prompt)
     parts = [("project path", str(project_dir)), ("account home", str(account_home))]
     parts += [("agent command line", part) for part in argv]
     for what, value in parts:
@@ -106,6 +111,8 @@ class Launch:
     message: str
     marker: str
     prompt_timeout: float
+    in_line: bool = False
+    """The message is on the command line (a resume's `continue`): no paste, no Enter to be swallowed."""
     # Wall-clock stamps of each step, for the submitted event and the pipeline benchmark.
     typed_at: float = 0.0
     ready_at: float = 0.0
@@ -117,13 +124,33 @@ async def wait_for_prompt(
 ) -> str:
     """Poll until the agent shows an idle prompt; raise LaunchError after `timeout` seconds, or as soon as
     the shell is back at its prompt without an agent (not found, refused, crashed), with what it printed."""
+    return await _wait_until(
+        reader,
+        session,
+        timeout,
+        patterns,
+        typed,
+        lambda text: screen.read_state(text, patterns) == "idle",
+        "reach its prompt",
+    )
+
+
+async def _wait_until(
+    reader: PaneReader,
+    session: str,
+    timeout: float,
+    patterns: Patterns,
+    typed: str,
+    ready: Callable[[str], bool],
+    what: str,
+) -> str:
     started = time.monotonic()
     deadline = started + timeout
     while True:
         text = await reader.capture(session)
         command = await reader.command(session)
         running = agent_running(command)
-        if running and screen.read_state(text, patterns) == "idle":
+        if running and ready(text):
             return text
         if not running and time.monotonic() - started >= EXIT_GRACE:
             said = screen.shell_returned(text, patterns)
@@ -133,9 +160,7 @@ async def wait_for_prompt(
                 what = " / ".join(visible(row) for row in last) or "nothing"
                 raise LaunchError(f"{session}: the agent exited at once; it printed: {what}")
         if time.monotonic() > deadline:
-            raise LaunchError(
-                f"{session}: the agent did not reach its prompt within {timeout:g}s ({command})"
-            )
+            raise LaunchError(f"{session}: the agent did not {what} within {timeout:g}s ({command})")
         await asyncio.sleep(0.1)
 
 
@@ -174,6 +199,27 @@ async def paste_and_submit(tmux: TmuxClient, reader: PaneReader, launch: Launch,
             await asyncio.sleep(0.1)
         log.info("%s: message not submitted after Enter #%d, pressing Enter again", launch.session, attempt)
     raise LaunchError(f"{launch.session}: the agent did not take the message after {SUBMIT_ATTEMPTS} Enters")
+
+
+async def start_and_submit(tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: Patterns) -> int:
+    """Start the agent and have it take its message; returns the Enters pressed (none when the message
+    was on the command line)."""
+    if not launch.in_line:
+        await start_agent(tmux, reader, launch, patterns)
+        return await paste_and_submit(tmux, reader, launch, patterns)
+    await asyncio.to_thread(tmux.type_line, launch.session, launch.line, True)
+    launch.typed_at = time.time()
+    await _wait_until(
+        reader,
+        launch.session,
+        launch.prompt_timeout,
+        patterns,
+        launch.line,
+        lambda text: submitted(text, launch.marker, patterns),
+        "take its message",
+    )
+    launch.ready_at = launch.pasted_at = time.time()
+    return 0
 
 
 async def start_agent(tmux: TmuxClient, reader: PaneReader, launch: Launch, patterns: Patterns) -> None:

@@ -67,14 +67,23 @@ class Running:
         """What to type for this run under `account`: the task's message, or just "continue" when
         `resumed` (the conversation `resume_id` already holds the task)."""
         task = self.task
+        # A resume's `continue` goes on the command line: the agent submits it itself as it starts.
+        in_line = resumed and resume_id is not None
         return Launch(
             session=self.session,
             line=command_line(
-                task.project_dir, account.home, agent.command, agent.args, self.model, resume_id
+                task.project_dir,
+                account.home,
+                agent.command,
+                agent.args,
+                self.model,
+                resume_id,
+                CONTINUE if in_line else None,
             ),
             message=CONTINUE if resumed else render_message(agent.message_template, task.filename, task.body),
             marker=CONTINUE if resumed else task_marker(task.filename),
             prompt_timeout=agent.prompt_timeout,
+            in_line=in_line,
         )
 
     def conversation_in(self, account_home: Path) -> str | None:

@@ -15,7 +15,7 @@ from engine.config import Account
 from engine.context import CAPTURE_LINES, Context
 from engine.conversations import conversation_file, conversation_on_screen
 from engine.finisher import Finisher
-from engine.launch import LaunchError, agent_running, command_line, paste_and_submit, start_agent
+from engine.launch import LaunchError, agent_running, command_line, start_and_submit
 from engine.lifecycle import restart_session
 from engine.resumeids import ResumeIds
 from engine.runtime import Running
@@ -286,8 +286,7 @@ class Switcher:
         # saw the limit: left there, it would pass for the end of the resumed turn.
         ctx.signal(run.session).unlink(missing_ok=True)
         try:
-            await start_agent(ctx.tmux, ctx.reader, launch, ctx.patterns)
-            await paste_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
+            await start_and_submit(ctx.tmux, ctx.reader, launch, ctx.patterns)
         except (LaunchError, TmuxError) as exc:
             log.error("swap: %s could not be resumed in %s: %s", run.task.key, run.session, exc)
             return False

@@ -365,6 +365,10 @@ class Agent:
 
     # ----- prompts -----------------------------------------------------------------------------------
 
+    def start_with(self, prompt: str, now: float) -> None:
+        """The prompt given on the command line: submitted as the agent starts, as if typed and sent."""
+        self._submit(prompt, now)
+
     def _submit(self, content: str, now: float) -> None:
         self.placeholder = ""
         stripped = content.strip()

@@ -70,7 +70,7 @@ from engine.sim.render import VERSION
 from engine.sim.terminal import Display, Terminal
 from engine.sim.transcript import History, is_uuid, load, new_uuid, project_dir
 
-USAGE = """Usage: cfo-sim-claude [--model M] [--resume UUID | --session-id UUID]
+USAGE = """Usage: cfo-sim-claude [--model M] [--resume UUID | --session-id UUID] [PROMPT]
                       [--dangerously-skip-permissions] [--version]
 
 A simulated Claude Code (as version 2.1.197 shows it) for demos and tests. The account is
@@ -108,13 +108,14 @@ ESC_WAIT = 0.05  # a lone ESC is the Esc key unless the rest of a sequence follo
 
 
 class Args:
-    __slots__ = ("bypass", "model", "resume", "session_id")
+    __slots__ = ("bypass", "model", "prompt", "resume", "session_id")
 
     def __init__(self) -> None:
         self.model = DEFAULT_MODEL
         self.resume: str | None = None
         self.session_id: str | None = None
         self.bypass = False
+        self.prompt: str | None = None
 
 
 def _parse(argv: list[str]) -> Args | int:
@@ -143,6 +144,8 @@ def _parse(argv: list[str]) -> Args | int:
         elif item in ("--help", "-h"):
             sys.stdout.write(USAGE)
             return 0
+        elif not item.startswith("-") and args.prompt is None:
+            args.prompt = item  # the first message, submitted as the agent starts
         else:
             sys.stderr.write(f"error: unknown option '{item}'\n")
             return 1
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     with Terminal() as terminal:
         display = Display(terminal)
         agent = Agent(options, display, hooks, session_id, history)
+        if parsed.prompt:
+            agent.start_with(parsed.prompt, time.monotonic())
         return _loop(terminal, display, agent)
 
 

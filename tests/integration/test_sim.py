@@ -403,6 +403,21 @@ def test_resume_appends_to_the_same_transcript_and_finishes_the_owed_directives(
     assert added[0]["parentUuid"] == json.loads(before[-1])["uuid"]
 
 
+def test_a_prompt_on_the_command_line_is_submitted_as_the_resumed_agent_starts(
+    sim: Sim, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    sim.start()
+    sim.submit(f'Migrate the data\nsim: quota "x"\nsim: append {out} "done"')
+    sim.wait_for("  ⎿  x")
+    [transcript] = sim.transcripts()
+    sim.tmux.kill_session(sim.name)
+    sim.start("--resume", transcript.stem, "continue")  # as `claude --resume UUID continue`
+    wait_until(lambda: out.exists() and out.read_text() == "done\n", timeout=5, what="the owed append")
+    assert "❯ continue" in sim.screen()  # echoed as if typed and sent
+    assert user_prompts(sim.records())[-1] == "continue"
+
+
 def test_resume_of_a_turn_cut_off_before_any_answer_shows_its_prompt_alone(sim: Sim) -> None:
     sim.start(CFO_SIM_RETRY_WAIT="30s")
     sim.submit("[a003.md] Reply in one sentence.\nSecond line of the task.\nsim: error 529")

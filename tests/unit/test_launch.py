@@ -92,3 +92,32 @@ def test_the_message_is_the_template_filled_in_as_config_validates_it() -> None:
 
 def test_every_valid_template_starts_with_the_marker_recovery_looks_for() -> None:
     assert render_message(TEMPLATE_START + "\n{body}", "a.md", "x").startswith(task_marker("a.md"))
+
+
+def test_a_resume_puts_its_continue_on_the_command_line_and_a_fresh_start_does_not(tmp_path: Path) -> None:
+    from engine.config import Account, AgentConfig
+    from engine.launch import command_line
+    from engine.runtime import Running
+    from engine.tasks import read_task
+
+    line = command_line(tmp_path, tmp_path / "a", "claude", ["--x"], "opus", "u-1", "continue")
+    assert line.endswith(" --resume u-1 continue")
+    inbox = tmp_path / "proj" / ".agent-queue" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "t.md").write_text("Do it\n")
+    task = read_task(inbox / "t.md", "proj", tmp_path / "proj", 1_000_000)
+    run = Running(
+        session="s",
+        task=task,
+        claimed=inbox / "t.md.dispatched",
+        account="a",
+        model="opus",
+        started=0.0,
+        phase="working",
+    )
+    account = Account(name="a", home=tmp_path / "a")
+    uuid = "0d7b1c1e-5a9e-4b7e-9a1c-2f1e3d4c5b6a"
+    resumed = run.launch(AgentConfig(), account, uuid, resumed=True)
+    assert resumed.in_line and resumed.line.endswith(f"--resume {uuid} continue")
+    fresh = run.launch(AgentConfig(), account, None)
+    assert not fresh.in_line and not fresh.line.endswith("continue") and fresh.marker == "[t.md]"
