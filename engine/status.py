@@ -46,12 +46,36 @@ def status_dict(config: Config, tmux: SessionLister | None = None) -> dict[str, 
     data = snapshot_json(snap)
     if config.fleet is not None:
         data["queues"]["in_fleet"] = scan.published
+        data["fleet"] = _fleet(config)
     data["engine"] = {
         "running": pid is not None,
         "pid": pid or None,
         "state_saved_at": iso(state.saved_at) if state.saved_at is not None else None,
     }
     return data
+
+
+def _fleet(config: Config) -> dict[str, Any]:
+    """This host in the fleet, read from the server: joined while its own snapshot there is fresh."""
+    from engine.fleet.status import FleetStatusError, fleet_status
+
+    fleet = config.fleet
+    assert fleet is not None
+    out: dict[str, Any] = {"url": fleet.url, "host": fleet.host}
+    try:
+        seen = fleet_status(fleet, timeout=5.0)
+    except FleetStatusError as exc:
+        return {**out, "state": f"unreachable: {exc}", "hosts": []}
+    mine = next((h for h in seen["hosts"] if h["host"] == fleet.host), None)
+    joined = mine is not None and not mine["silent"] and mine["dispatch"] != "stopped"
+    return {
+        **out,
+        "state": "joined" if joined else "not joined (no fresh snapshot of this host)",
+        "account": seen["account"],
+        "hosts": [
+            {k: h[k] for k in ("host", "seen", "silent", "dispatch", "running")} for h in seen["hosts"]
+        ],
+    }
 
 
 def _nowhere(
@@ -91,6 +115,13 @@ def render_status(data: dict[str, Any]) -> str:
         )
         paused = "   dispatch was paused" if data["dispatch"] == "paused" else ""
         lines.append(f"account: {data['active_account'] or '-'}{paused}")
+    fleet = data.get("fleet")
+    if fleet is not None:
+        silent = [h["host"] for h in fleet["hosts"] if h["silent"] and h["dispatch"] != "stopped"]
+        hosts = f" · {len(fleet['hosts'])} host(s)" + (f", silent: {', '.join(silent)}" if silent else "")
+        lines.append(
+            f"fleet: {fleet['host']} {fleet['state']} at {fleet['url']}{hosts if fleet['hosts'] else ''}"
+        )
     in_fleet = f"  in the fleet {queues['in_fleet']}" if "in_fleet" in queues else ""
     lines.append(
         f"queues: inbox {queues['inbox']}  blocked {queues['blocked']}  delegated {queues['delegated']}"

@@ -32,6 +32,15 @@ def cfo_status_fleet(config: Path, *extra: str) -> subprocess.CompletedProcess[s
     )
 
 
+def cfo_status(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cfo_tui.cli", "--config", str(config), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_status_shows_every_host_and_one_killed_goes_silent(
     tmp_path: Path, tmux: LibtmuxClient, tmux2: LibtmuxClient, nats_server: NatsServer
 ) -> None:
@@ -58,15 +67,19 @@ def test_status_shows_every_host_and_one_killed_goes_silent(
 
         labelled: list[str] = []
 
+        plain: list[str] = []
+
         def seen_and_measured() -> bool:
             if joined(e1, 2) and both_seen_at_work():
                 labelled.append(metrics_text(e1))  # while the engine runs
+                plain.append(cfo_status(config).stdout)
                 return True
             return False
 
         run_engines([e1], seen_and_measured, timeout=90)
         text = cfo_status_fleet(config).stdout
         assert "host-1" in text and "host-2" in text and "web:long" in text and "SILENT" not in text
+        assert f"fleet: host-1 joined at {nats_server.url} · 2 host(s)" in plain[0]  # plain `cfo status`
         assert 'cfo_fleet_connected{host="host-1"} 1' in labelled[0]
         assert 'cfo_queue_tasks{queue="inbox",host="host-1"} 0' in labelled[0]
 
