@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class Finisher:
         after a restart — and `retry_moves` tries again until the move lands, then reports it.
         """
         ctx = self.ctx
+        record.claim = await asyncio.to_thread(moves.claim_token, claimed)
         ctx.state.finishing[str(claimed)] = record
         ctx.save()
         return await self._move(claimed, record, first=True)
@@ -91,14 +93,27 @@ class Finisher:
 
     async def _move(self, claimed: Path, record: Finishing, first: bool) -> bool:
         ctx = self.ctx
+        moving = asyncio.ensure_future(asyncio.to_thread(_land, claimed, record))
         try:
-            await asyncio.to_thread(_land, claimed, record)
+            await asyncio.shield(moving)
+        except asyncio.CancelledError:
+            # A stop came while the move ran in its thread: let it land and report it before stopping,
+            # so a task in done/ always has its event (else the next start recognises it by its claim).
+            with contextlib.suppress(Exception):
+                await moving
+                self._landed(claimed, record)
+            raise
         except TaskError as exc:
-            if exc.reason == VANISHED:  # someone took the claimed file away: nothing is left to move
-                log.error("%s: finished as %s, but %s", record.task, record.outcome, exc)
-                del ctx.state.finishing[str(claimed)]
-                ctx.save()
-                return False
+            if exc.reason == VANISHED:
+                token = record.claim
+                landed = await asyncio.to_thread(moves.landed_with, claimed, token) if token else None
+                if landed is None:  # someone took the claimed file away: nothing is left to move
+                    log.error("%s: finished as %s, but %s", record.task, record.outcome, exc)
+                    del ctx.state.finishing[str(claimed)]
+                    ctx.save()
+                    return False
+                # It landed just before a stop or crash cut this short: report it now.
+                return self._landed(claimed, record)
             if first:
                 log.error(
                     "%s: finished as %s, but the move failed: %s; it stays claimed and is tried again",
@@ -107,6 +122,10 @@ class Finisher:
                     exc,
                 )
             return False
+        return self._landed(claimed, record)
+
+    def _landed(self, claimed: Path, record: Finishing) -> bool:
+        ctx = self.ctx
         del ctx.state.finishing[str(claimed)]
         self.forget_task(record.task)
         extra = {"seconds": record.seconds} if record.seconds is not None else {}

@@ -142,6 +142,34 @@ def fail(
     return target
 
 
+def claim_token(claimed: Path) -> str | None:
+    """The token the footer of `claimed`'s done/ or failed/ file will carry; None if it is gone."""
+    try:
+        return _claim_token(os.lstat(claimed))
+    except OSError:
+        return None
+
+
+def landed_with(claimed: Path, token: str) -> Path | None:
+    """The done/ or failed/ file that `claimed` became, found by its footer's claim token."""
+    task_id = _claimed_id(claimed)
+    for kind in ("done", "failed"):
+        directory = claimed.parent.parent / kind
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            if name != task_id + TASK_SUFFIX and not (
+                name.startswith(task_id + "-") and name.endswith(TASK_SUFFIX)
+            ):
+                continue
+            found = read_footer(directory / name)
+            if found is not None and str(found.get("claim")) == token:
+                return directory / name
+    return None
+
+
 def reconcile_claim(claimed: Path) -> Path | None:
     """If `claimed` was already finished (a crash hit between writing done/failed and removing the
     claim), remove the claim and return the finished file; otherwise None and nothing changes."""
@@ -151,24 +179,12 @@ def reconcile_claim(claimed: Path) -> Path | None:
             token = _claim_token(os.lstat(claimed))
         except FileNotFoundError:
             return None
-        for kind in ("done", "failed"):
-            directory = claimed.parent.parent / kind
-            try:
-                names = sorted(os.listdir(directory))
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if name != task_id + TASK_SUFFIX and not (
-                    name.startswith(task_id + "-") and name.endswith(TASK_SUFFIX)
-                ):
-                    continue
-                candidate = directory / name
-                found = read_footer(candidate)
-                if found is not None and str(found.get("claim")) == token:
-                    _remove(claimed)
-                    clear_all_sidecars(claimed, task_id)
-                    log.info("%s: already finished as %s; leftover claim removed", claimed, candidate)
-                    return candidate
+        candidate = landed_with(claimed, token)
+        if candidate is not None:
+            _remove(claimed)
+            clear_all_sidecars(claimed, task_id)
+            log.info("%s: already finished as %s; leftover claim removed", claimed, candidate)
+            return candidate
     return None
 
 

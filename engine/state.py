@@ -119,6 +119,9 @@ class Finishing:
     account: str | None = None
     seconds: float | None = None
     footer: dict[str, str] = field(default_factory=dict)
+    claim: str | None = None
+    """The claim's token (as the done/ or failed/ footer records it): a move that landed just before a
+    stop or crash is recognised by it, and reported, though the claimed file is gone."""
 
 
 @dataclass
@@ -184,6 +187,7 @@ def state_to_dict(state: State) -> dict[str, object]:
                 "account": f.account,
                 "seconds": f.seconds,
                 "footer": dict(f.footer),
+                "claim": f.claim,
             }
             for claimed, f in state.finishing.items()
         ],
@@ -261,6 +265,7 @@ def state_from_dict(data: object) -> State:
             account=item.opt_text("account"),
             seconds=item.opt_number("seconds"),
             footer=item.text_map("footer"),
+            claim=item.opt_text("claim"),
         )
     return state
 
