@@ -74,6 +74,15 @@ class SwapRow:
     """With a fleet: `decided for the fleet`, `followed host-1`, or `decided here: …`."""
 
 
+STOPPED = "stopped"
+"""The dispatch a host publishes as it stops cleanly."""
+
+
+def went_silent(silent: bool, dispatch: str) -> bool:
+    """A host older than `fleet.silent_after` that never said it stopped: it died or was cut off."""
+    return silent and dispatch != STOPPED
+
+
 @dataclass(frozen=True)
 class PeerRow:
     """A host of the fleet as its last published snapshot shows it."""
@@ -90,6 +99,10 @@ class PeerRow:
     degraded: str | None = None
     detail: tuple[tuple[str, str, str | None], ...] = ()
     """Each of its sessions: (name, state, task or None)."""
+
+    @property
+    def lost(self) -> bool:
+        return went_silent(self.silent, self.dispatch)
 
 
 @dataclass(frozen=True)

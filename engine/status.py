@@ -15,7 +15,7 @@ from engine.config import Config
 from engine.lock import degraded_note, engine_pid
 from engine.redact import protect
 from engine.safetext import visible
-from engine.snapshot import build_snapshot, snapshot_json
+from engine.snapshot import STOPPED, build_snapshot, snapshot_json, went_silent
 from engine.state import StateStore
 from engine.tasks import DoneListing, resolve_dependencies
 from engine.tmux import TmuxError, client_for
@@ -67,7 +67,7 @@ def _fleet(config: Config) -> dict[str, Any]:
     except FleetStatusError as exc:
         return {**out, "state": f"unreachable: {exc}", "hosts": []}
     mine = next((h for h in seen["hosts"] if h["host"] == fleet.host), None)
-    joined = mine is not None and not mine["silent"] and mine["dispatch"] != "stopped"
+    joined = mine is not None and not mine["silent"] and mine["dispatch"] != STOPPED
     return {
         **out,
         "state": "joined" if joined else "not joined (no fresh snapshot of this host)",
@@ -117,7 +117,7 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append(f"account: {data['active_account'] or '-'}{paused}")
     fleet = data.get("fleet")
     if fleet is not None:
-        silent = [h["host"] for h in fleet["hosts"] if h["silent"] and h["dispatch"] != "stopped"]
+        silent = [h["host"] for h in fleet["hosts"] if went_silent(h["silent"], h["dispatch"])]
         hosts = f" · {len(fleet['hosts'])} host(s)" + (f", silent: {', '.join(silent)}" if silent else "")
         lines.append(
             f"fleet: {fleet['host']} {fleet['state']} at {fleet['url']}{hosts if fleet['hosts'] else ''}"

@@ -99,7 +99,7 @@ def fleet_families(snap: Snapshot) -> list[Metric]:
     fleet = snap.fleet
     if fleet is None:
         return []
-    silent = sum(1 for p in fleet.peers if p.silent and p.dispatch != "stopped")
+    silent = sum(1 for p in fleet.peers if p.lost)
     return [
         Metric(
             "fleet_connected",

@@ -16,11 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from cfo_tui.widgets.format import STATE_STYLES
-from engine.snapshot import FleetView, PeerRow
-
-
-def _silent(peer: PeerRow) -> bool:
-    return peer.silent and peer.dispatch != "stopped"
+from engine.fleet.record import ago
+from engine.snapshot import STOPPED, FleetView
 
 
 def fleet_badge(fleet: FleetView, in_fleet: int = 0) -> tuple[str, str]:
@@ -28,22 +25,14 @@ def fleet_badge(fleet: FleetView, in_fleet: int = 0) -> tuple[str, str]:
     runs, or why this host is not in the fleet."""
     out = f" · {in_fleet} out" if in_fleet else ""
     if fleet.state == "connected":
-        silent = [p.host for p in fleet.peers if _silent(p)]
-        live = sum(1 for p in fleet.peers if not _silent(p) and p.dispatch != "stopped")
+        silent = [p.host for p in fleet.peers if p.lost]
+        live = sum(1 for p in fleet.peers if not p.lost and p.dispatch != STOPPED)
         if silent:
             return f" fleet {live} up · {', '.join(silent)} silent{out} ", "bold black on yellow"
         return f" fleet {live} up{out} ", "bold black on green"
     if fleet.state == "connecting":
         return " fleet joining… ", "bold black on cyan"
     return f" fleet {fleet.state.split(':')[0]}{out} ", "bold white on red"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
 
 
 def fleet_table(fleet: FleetView) -> Group:
@@ -62,9 +51,9 @@ def fleet_table(fleet: FleetView) -> Group:
     if not fleet.peers:
         table.add_row(Text("no host has published a snapshot yet", style="dim italic"))
     for peer in fleet.peers:
-        silent = _silent(peer)
+        silent = peer.lost
         name = Text(peer.host + (" (this host)" if peer.host == fleet.host else ""), style="bold")
-        seen = Text(("SILENT · " if silent else "") + _age(peer.age), style="bold red" if silent else "dim")
+        seen = Text(("SILENT · " if silent else "") + ago(peer.age), style="bold red" if silent else "dim")
         table.add_row(
             name,
             seen,

@@ -69,6 +69,28 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def ago(seconds: float) -> str:
+    """How long ago a host last published, as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f}s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def why(exc: BaseException) -> str:
+    """One short line for a failed call to the server."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, TimeoutError) or "Timeout" in name:
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if "NoServers" in name or isinstance(exc, OSError):
+        return text or "no server answered"
+    return f"{name}: {text}" if text else name
+
+
 def merged_usable(*sources: dict[str, float], now: float) -> dict[str, float]:
     """Every account's latest known "usable again at" still in the future: a limit one host saw holds for
     every host; one that has passed is history."""

@@ -9,8 +9,9 @@ from typing import Any
 
 from engine.clock import iso
 from engine.config import FleetConfig
-from engine.fleet.record import ACCOUNT_KEY, AccountRecord, HostView, RecordError
+from engine.fleet.record import ACCOUNT_KEY, AccountRecord, HostView, RecordError, ago
 from engine.fleet.worker import FleetUnavailable, buckets, connect, read_hosts, require_nats
+from engine.snapshot import went_silent
 
 
 class FleetStatusError(RuntimeError):
@@ -77,14 +78,6 @@ def fleet_status(config: FleetConfig, timeout: float = 10.0) -> dict[str, Any]:
     }
 
 
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
 def render_fleet(data: dict[str, Any]) -> str:
     change = data["last_change"]
     lines = [
@@ -104,13 +97,13 @@ def render_fleet(data: dict[str, Any]) -> str:
     rows = [("host", "seen", "account", "dispatch", "working", "running", "queued", "")]
     for h in data["hosts"]:
         working = sum(1 for s in h["sessions"] if s.get("state") == "working")
-        note = "SILENT" if h["silent"] and h["dispatch"] != "stopped" else ""
+        note = "SILENT" if went_silent(h["silent"], h["dispatch"]) else ""
         if h["degraded"]:
             note = (note + " degraded: " + h["degraded"]).strip()
         rows.append(
             (
                 h["host"],
-                _age(h["age"]),
+                ago(h["age"]),
                 h["account"] or "-",
                 h["dispatch"],
                 f"{working}/{len(h['sessions'])}",

@@ -45,7 +45,7 @@ from engine.fleet.queue import (
     running,
     task_subject,
 )
-from engine.fleet.record import HostView
+from engine.fleet.record import HostView, why
 from engine.queue import ScanResult
 from engine.sidecars import clear_all_sidecars
 from engine.state import OUT_OF_POOL
@@ -223,7 +223,7 @@ class FleetTasks:
                     try:
                         await self._export(task)
                     except Exception as exc:  # the next round tries again; the task does not run here
-                        self._warn(f"fleet: {task.key} not published: {_why(exc)}")
+                        self._warn(f"fleet: {task.key} not published: {why(exc)}")
                         break
         self.local_waiting = sum(1 for t in local if t.key not in self.ledger.imports)
         self.wake.set()
@@ -597,7 +597,7 @@ class FleetTasks:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a lost connection mid-step: the next pass goes on from the ledger
-                self._warn(f"fleet: the queue's pass failed: {_why(exc)}")
+                self._warn(f"fleet: the queue's pass failed: {why(exc)}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), POLL)
             self.wake.clear()
@@ -661,11 +661,3 @@ def _mark_published(task: Task, text: bytes) -> None:
         else:
             os.replace(task.path, target)
     clear_all_sidecars(task.path, task.id)
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip()
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError) or "Timeout" in name:
-        return "timed out"
-    return f"{name}: {text}" if text else name

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,9 +26,17 @@ from urllib.parse import urlsplit
 from engine.accounts import mark_exhausted
 from engine.config import FleetConfig
 from engine.context import Context
-from engine.fleet.record import ACCOUNT_KEY, AccountRecord, HostView, RecordError, host_view, merged_usable
+from engine.fleet.record import (
+    ACCOUNT_KEY,
+    AccountRecord,
+    HostView,
+    RecordError,
+    host_view,
+    merged_usable,
+    why,
+)
 from engine.fleet.tasks import FleetTasks
-from engine.snapshot import FleetView, PeerRow, Snapshot
+from engine.snapshot import STOPPED, FleetView, PeerRow, Snapshot
 from engine.switcher import Agreement, Switcher, Trigger
 
 if TYPE_CHECKING:
@@ -79,7 +87,7 @@ async def connect(config: FleetConfig, **callbacks: Any) -> Client:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), config.connect_timeout)
     except (TimeoutError, OSError) as exc:
-        raise ConnectionError(f"{host}:{port}: {_why(exc)}") from None
+        raise ConnectionError(f"{host}:{port}: {why(exc)}") from None
     writer.close()
 
     async def quiet(exc: Exception) -> None:  # reconnection errors are logged by the worker, once
@@ -212,14 +220,14 @@ class Fleet:
                 await self._leave()
                 raise
             except Exception as exc:
-                why = _why(exc)
-                if self.state != f"unreachable: {why}":
+                reason = why(exc)
+                if self.state != f"unreachable: {reason}":
                     log.error(
                         "fleet: cannot reach %s: %s; retrying with backoff (local work goes on)",
                         self.config.url,
-                        why,
+                        reason,
                     )
-                self.state = f"unreachable: {why}"
+                self.state = f"unreachable: {reason}"
                 await self._close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -303,7 +311,7 @@ class Fleet:
         if self._hosts is not None and self._nc is not None and self._nc.is_connected:
             with contextlib.suppress(Exception):
                 view = host_view(self.config.host, self.snapshot(), time.time(), _version())
-                stopped = HostView(**{**view.__dict__, "dispatch": "stopped", "sessions": []})
+                stopped = replace(view, dispatch=STOPPED, sessions=[])
                 await asyncio.wait_for(self._hosts.put(self.config.host, stopped.encode()), 1.0)
         await self._close()
 
@@ -446,8 +454,8 @@ class Fleet:
             return await asyncio.wait_for(self._agree(old, proposed, reason), AGREE_TIMEOUT)
         except Exception as exc:  # a timeout or a lost connection: this host decides, and says so
             self._unsynced = True
-            log.warning("fleet: the swap is decided here: %s", _why(exc))
-            return Agreement(proposed, f"decided here: {_why(exc)}")
+            log.warning("fleet: the swap is decided here: %s", why(exc))
+            return Agreement(proposed, f"decided here: {why(exc)}")
 
     async def _agree(self, old: str, proposed: str, reason: str) -> Agreement:
         from nats.js.errors import KeyWrongLastSequenceError
@@ -481,15 +489,3 @@ class Fleet:
             self.seen = _Seen(mine, new)
             return Agreement(proposed, "decided for the fleet")
         raise TimeoutError("the account record kept changing")
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip()
-    name = type(exc).__name__
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError) or "Timeout" in name:
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if "NoServers" in name or isinstance(exc, OSError):
-        return text or "no server answered"
-    return f"{name}: {text}" if text else name
