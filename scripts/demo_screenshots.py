@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from pictures import converter, export, write  # noqa: E402
 
 from cfo_tui.app import make_app  # noqa: E402
 from cfo_tui.demo import Director  # noqa: E402
@@ -25,7 +25,6 @@ from engine.core import Engine  # noqa: E402
 from engine.tmux import client_for  # noqa: E402
 from engine.workspace import Story, build_workspace, remove_workspace  # noqa: E402
 
-OUT = ROOT / "screenshots"
 SIZE = (160, 45)
 
 
@@ -57,8 +56,7 @@ async def tell_and_shoot(workspace: object, config: object, tmux: object) -> dic
                         raise SystemExit(f"demo screenshots: the story did not reach {name}")
                     await pilot.pause(0.2)
                 await pilot.pause(1.0 if name == "demo_failover" else 0.6)  # the toast and panes catch up
-                svg = app.export_screenshot(title=f"cfo demo · {SIZE[0]}x{SIZE[1]}", simplify=True)
-                shots[name] = svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
+                shots[name] = export(app, f"cfo demo · {SIZE[0]}x{SIZE[1]}")
                 print(f"demo screenshots: {name}", file=sys.stderr)
         finally:
             director.stop()
@@ -75,12 +73,9 @@ def main() -> int:
     finally:
         tmux.kill_server()
         remove_workspace(workspace)
-    converter = shutil.which("rsvg-convert")
+    rsvg = converter()
     for name, svg in shots.items():
-        path = OUT / f"{name}.svg"
-        path.write_text(svg, encoding="utf-8")
-        if converter is not None:
-            subprocess.run([converter, "-o", str(path.with_suffix(".png")), str(path)], check=True)
+        write(name, svg, rsvg)
     return 0
 
 

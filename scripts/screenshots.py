@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from tests.tui.scenes import SCENES, Scene, settle  # noqa: E402
+from pictures import converter, export, write  # noqa: E402
 
-OUT = ROOT / "screenshots"
+from tests.tui.scenes import SCENES, Scene, settle  # noqa: E402
 
 
 async def shoot(scene: Scene) -> str:
@@ -33,10 +31,7 @@ async def shoot(scene: Scene) -> str:
         await scene.before(pilot)
         await pilot.press(*scene.press)
         await settle(pilot)
-        # Simplified: a text drawn across table cells is one run, which rsvg spaces evenly.
-        svg = app.export_screenshot(title=f"cfo · {scene.size[0]}x{scene.size[1]}", simplify=True)
-    # Without it rsvg collapses the leading spaces of text runs and shifts columns.
-    return svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
+        return export(app, f"cfo · {scene.size[0]}x{scene.size[1]}")
 
 
 def main(names: list[str]) -> int:
@@ -47,18 +42,14 @@ def main(names: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    converter = shutil.which("rsvg-convert")
-    if converter is None:
+    rsvg = converter()
+    if rsvg is None:
         print(
             "screenshots: rsvg-convert not found (apt-get install librsvg2-bin); writing SVG only",
             file=sys.stderr,
         )
-    OUT.mkdir(exist_ok=True)
     for name in names or list(SCENES):
-        svg_path = OUT / f"{name}.svg"
-        svg_path.write_text(asyncio.run(shoot(SCENES[name])), encoding="utf-8")
-        if converter is not None:
-            subprocess.run([converter, "-o", str(svg_path.with_suffix(".png")), str(svg_path)], check=True)
+        svg_path = write(name, asyncio.run(shoot(SCENES[name])), rsvg)
         print(svg_path.relative_to(ROOT), file=sys.stderr)
     return 0
 

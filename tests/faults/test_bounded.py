@@ -14,8 +14,7 @@ import pytest
 
 from cfo_tui.headless import setup_logging
 from engine.loglines import LogLines
-from tests.faults.test_secrets import free_port
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.integration.pipeline_support import Workspace, new_engine, run_engine, start_headless
 
 pytestmark = pytest.mark.integration

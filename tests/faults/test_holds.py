@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from engine.lock import socket_lock_path
 from engine.tmux import LibtmuxClient
-from tests.helpers import wait_until
+from tests.helpers import drop_killed_engine_lock, wait_until
 from tests.integration.pipeline_support import (
     Workspace,
     make_workspace,
@@ -176,8 +175,7 @@ def test_a_large_queue_and_a_burst_through_a_crash_lose_nothing_and_run_nothing_
         first.wait(timeout=10)
     finally:
         stop(first, signal.SIGKILL)
-        # A SIGKILLed engine cannot remove its socket's lock file; the next engine there would take it.
-        socket_lock_path(ws.tmux.socket_name).unlink(missing_ok=True)
+        drop_killed_engine_lock(ws.tmux.socket_name)
     keys = queued + burst
     # Every file is in exactly one place: waiting in the inbox (claimed or not) or done.
     inbox = {name.split(".md")[0] for name in ws.inbox("proj")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.integration import jobserver
 from tests.integration.pipeline_support import Workspace, start_headless
 from tests.integration.test_notify import Receiver
@@ -25,13 +24,6 @@ QUERY_MARK = "querysecret-2b8e41"
 KEY_MARK = "keysecret-91d0c6"
 MARKS = (PATH_MARK, QUERY_MARK, KEY_MARK)
 KEY_ENV = "CFO_FAULT_JOBS_KEY"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def cfo(config: Path, *args: str) -> str:

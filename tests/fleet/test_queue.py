@@ -16,10 +16,10 @@ import pytest
 from engine.core import Engine
 from engine.fleet.queue import TaskMessage, task_subject
 from engine.footers import read_footer
-from engine.lock import socket_lock_path
 from engine.tmux import LibtmuxClient
 from tests.fleet.hosts import host_engine, joined, make_host
 from tests.fleet.natsserver import NatsServer
+from tests.helpers import drop_killed_engine_lock
 from tests.integration.pipeline_support import Workspace, run_engines, start_headless
 
 pytestmark = pytest.mark.integration
@@ -203,8 +203,7 @@ def test_a_host_killed_mid_task_has_it_finished_by_another_after_the_takeover(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        # A SIGKILLed engine cannot remove its socket's lock file; the next engine there would take it.
-        socket_lock_path(tmux2.socket_name).unlink(missing_ok=True)
+        drop_killed_engine_lock(tmux2.socket_name)
     assert steps == ["dropped", "killed"]
     assert ran_order(ran) == ["long"]  # the side effect once: host 2's agent died before it
     assert done_hosts(one, "web") == {"long.md": "host-1"}

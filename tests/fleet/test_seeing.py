@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.lock import socket_lock_path
 from engine.statusviews import metrics_text
 from engine.tmux import LibtmuxClient
 from tests.fleet.hosts import host_engine, joined, make_host
 from tests.fleet.natsserver import NatsServer
-from tests.helpers import wait_until
+from tests.helpers import drop_killed_engine_lock, wait_until
 from tests.integration.pipeline_support import run_engines, start_headless
 
 pytestmark = pytest.mark.integration
@@ -91,8 +90,7 @@ def test_status_shows_every_host_and_one_killed_goes_silent(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        # A SIGKILLed engine cannot remove its socket's lock file; the next engine there would take it.
-        socket_lock_path(tmux2.socket_name).unlink(missing_ok=True)
+        drop_killed_engine_lock(tmux2.socket_name)
     data = json.loads(cfo_status_fleet(config, "--json").stdout)
     hosts = {h["host"]: h for h in data["hosts"]}
     assert hosts["host-2"]["silent"] and hosts["host-2"]["dispatch"] == "running"  # died, said nothing

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
 from engine.delegation.client import DelegationError, Job, JobClient
+from tests.helpers import free_port
 from tests.integration.jobserver import Canned, JobServer, Plan, running
 
 T = TypeVar("T")
@@ -114,17 +114,10 @@ def test_wrong_token_is_401_and_not_retried(server: JobServer) -> None:
     assert server.jobs == {}
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_connect_error_is_retried_then_raised() -> None:
     sleeps = Sleeps()
     with pytest.raises(DelegationError) as caught:
-        run(f"http://127.0.0.1:{closed_port()}", submit, sleep=sleeps, retries=2)
+        run(f"http://127.0.0.1:{free_port()}", submit, sleep=sleeps, retries=2)
     assert len(sleeps.delays) == 2
     assert caught.value.status is None
     assert "ConnectError" in str(caught.value) and "no response" in str(caught.value)

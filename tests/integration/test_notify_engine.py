@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from engine.clock import SystemClock
 from engine.notify import Notifier
 from engine.tmux import LibtmuxClient
+from tests.helpers import free_port
 from tests.integration.pipeline_support import Workspace, make_workspace, new_engine, run_engine
 from tests.integration.test_notify import Receiver, receiver  # noqa: F401  (the fixture)
 
@@ -56,9 +56,7 @@ def test_one_message_per_swap_and_one_for_a_burst_of_failures(ws: Workspace, rec
 
 
 def test_a_dead_webhook_does_not_hold_up_dispatch(ws: Workspace) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there: a dead webhook
     for n in range(3):
         bad_task(ws, f"broken-{n}")
     for n in range(4):
