@@ -302,18 +302,27 @@ def _same_place(path: Path) -> Path:
         return path
 
 
-def _url(r: _Reader, path: _KeyPath, value: object) -> str:
-    wanted = "expected an http:// or https:// URL"
-    if not isinstance(value, str):
-        raise _Invalid(f"{wanted}, got {_describe_as_text(value)}")
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"\s", value)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise _Invalid(f"{wanted}, got {_describe(value)}")
-    return value
+def _url_of(schemes: tuple[str, ...], wanted: str, port: bool = False) -> _Convert:
+    """A URL with one of `schemes`, a host and no whitespace; with `port`, its port (if any) a number."""
+
+    def convert(r: _Reader, path: _KeyPath, value: object) -> str:
+        if not isinstance(value, str):
+            raise _Invalid(f"{wanted}, got {_describe_as_text(value)}")
+        try:
+            parts = urlsplit(value)
+            valid = parts.scheme in schemes and bool(parts.hostname) and not re.search(r"\s", value)
+            if port:
+                parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise _Invalid(f"{wanted}, got {_describe(value)}")
+        return value
+
+    return convert
+
+
+_url = _url_of(("http", "https"), "expected an http:// or https:// URL")
 
 
 _LISTEN = re.compile(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)")
@@ -593,19 +602,7 @@ def _screen(r: _Reader, path: _KeyPath, raw: object) -> ScreenConfig:
     return ScreenConfig(**r.section(path, raw, {"patterns_file": _optional(_path)}))
 
 
-def _nats_url(r: _Reader, path: _KeyPath, value: object) -> str:
-    wanted = "expected a NATS server URL like nats://127.0.0.1:4222"
-    if not isinstance(value, str):
-        raise _Invalid(f"{wanted}, got {_describe_as_text(value)}")
-    try:
-        parts = urlsplit(value)
-        valid = parts.scheme in ("nats", "tls") and bool(parts.hostname) and not re.search(r"\s", value)
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise _Invalid(f"{wanted}, got {_describe(value)}")
-    return value
+_nats_url = _url_of(("nats", "tls"), "expected a NATS server URL like nats://127.0.0.1:4222", port=True)
 
 
 def default_host() -> str:
