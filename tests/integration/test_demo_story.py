@@ -17,6 +17,7 @@ import pytest
 
 from engine.agentpaths import project_folder_name
 from engine.workspace import FIRST, SECOND, Story
+from tests.integration.test_headless_stops import run_plain_demo
 
 pytestmark = pytest.mark.integration
 
@@ -204,23 +205,8 @@ def test_each_step_of_the_story_is_in_the_log_after_what_caused_it(told: Told) -
 
 
 def test_the_parting_line_of_a_demo_not_kept_says_its_workspace_and_server_are_gone(tmp_path: Path) -> None:
-    tmpdir, sockets = tmp_path / "tmp", tmp_path / "tmux"
-    tmpdir.mkdir()
-    sockets.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmpdir), "TMUX_TMPDIR": str(sockets), "HOME": str(tmp_path)}
-    env.pop("TMUX", None)
-    demo = subprocess.run(
-        [sys.executable, "-m", "cfo_tui.cli", "demo", "--no-ui", "--agents", "1", "--tasks", "1"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=90,
-    )
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    found = re.search(r"demo workspace: (\S+)\s+\(tmux -L (\S+) attach\)", demo.stderr)
-    assert found, demo.stderr[-3000:]
-    root, socket = Path(found.group(1)), found.group(2)
+    demo = run_plain_demo(tmp_path, agents=1, tasks=1)
+    root, socket, env = demo.root, demo.socket, demo.env
     last = demo.stderr.strip().splitlines()[-1]
     assert last == f"demo: removed {root} and stopped its tmux server (--keep keeps the workspace)"
     assert not root.exists()

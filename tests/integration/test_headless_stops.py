@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,14 +51,34 @@ def test_sigint_stops_it_with_status_0_and_the_running_task_saved(ws: Workspace,
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
 
 
-def test_demo_no_ui_works_its_queue_to_the_end_and_leaves_no_tmux_server(tmp_path: Path) -> None:
+@dataclass
+class PlainDemo:
+    stderr: str
+    root: Path  # its workspace
+    socket: str  # its tmux server
+    env: dict[str, str]
+
+
+def run_plain_demo(tmp_path: Path, agents: int, tasks: int) -> PlainDemo:
+    """`cfo demo --no-ui` with a plain queue of `tasks`, its temporary files and tmux sockets under
+    `tmp_path`; it must end with status 0 and name its workspace and tmux server."""
     tmpdir, sockets = tmp_path / "tmp", tmp_path / "tmux"
     tmpdir.mkdir()
     sockets.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir), "TMUX_TMPDIR": str(sockets), "HOME": str(tmp_path)}
     env.pop("TMUX", None)
     demo = subprocess.run(
-        [sys.executable, "-m", "cfo_tui.cli", "demo", "--no-ui", "--agents", "2", "--tasks", "3"],
+        [
+            sys.executable,
+            "-m",
+            "cfo_tui.cli",
+            "demo",
+            "--no-ui",
+            "--agents",
+            str(agents),
+            "--tasks",
+            str(tasks),
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -67,7 +88,12 @@ def test_demo_no_ui_works_its_queue_to_the_end_and_leaves_no_tmux_server(tmp_pat
     assert demo.returncode == 0, demo.stderr[-3000:]
     found = re.search(r"demo workspace: (\S+)\s+\(tmux -L (\S+) attach\)", demo.stderr)
     assert found, demo.stderr[-3000:]
-    root, socket_name = Path(found.group(1)), found.group(2)
+    return PlainDemo(demo.stderr, Path(found.group(1)), found.group(2), env)
+
+
+def test_demo_no_ui_works_its_queue_to_the_end_and_leaves_no_tmux_server(tmp_path: Path) -> None:
+    demo = run_plain_demo(tmp_path, agents=2, tasks=3)
+    root, socket_name, env = demo.root, demo.socket, demo.env
     completed = re.findall(r" completed .*task=(\S+)", demo.stderr)
     assert sorted(completed) == [
         "billing-api:001-fix-rounding",
