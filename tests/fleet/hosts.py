@@ -3,6 +3,7 @@ asyncio loop in the test's process (or as `cfo --no-ui` processes, where a host 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,16 @@ def joined(engine: Engine, hosts: int) -> bool:
     """The engine is in the fleet and sees `hosts` hosts."""
     fleet = engine.fleet
     return fleet is not None and fleet.state == "connected" and len(fleet.peers) >= hosts
+
+
+def once_joined(engines: Sequence[Engine], then: Callable[[], None]) -> Callable[[], None]:
+    """A `during` hook for run_engines: `then()` once, as soon as every engine is in the fleet and sees
+    them all."""
+    done: list[bool] = []
+
+    def hook() -> None:
+        if not done and all(joined(e, len(engines)) for e in engines):
+            done.append(True)
+            then()
+
+    return hook

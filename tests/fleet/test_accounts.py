@@ -12,7 +12,7 @@ import pytest
 
 from engine.core import Engine
 from engine.tmux import LibtmuxClient
-from tests.fleet.hosts import host_engine, joined, make_host
+from tests.fleet.hosts import host_engine, joined, make_host, once_joined
 from tests.fleet.natsserver import NatsServer
 from tests.helpers import free_port
 from tests.integration.pipeline_support import run_engines
@@ -39,20 +39,17 @@ def test_a_limit_on_one_host_moves_every_host_to_the_next_account_with_one_swap(
     two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2")
     e1, e2 = host_engine(one), host_engine(two)
     ran = tmp_path / "ran.log"
-    queued: list[bool] = []
 
-    def queue_once_both_joined() -> None:
-        if not queued and joined(e1, 2) and joined(e2, 2):
-            queued.append(True)
-            one.add_task("web", "limited", f"Hits the limit\nsim: work 500ms\n{LIMIT}\nsim: append {ran} L")
-            # Each host's project is checked out there alone: each task runs on the host it was dropped on.
-            two.add_task("api", "long", f"Healthy work\nsim: work 4s\nsim: append {ran} H")
+    def queue() -> None:
+        one.add_task("web", "limited", f"Hits the limit\nsim: work 500ms\n{LIMIT}\nsim: append {ran} L")
+        # Each host's project is checked out there alone: each task runs on the host it was dropped on.
+        two.add_task("api", "long", f"Healthy work\nsim: work 4s\nsim: append {ran} H")
 
     run_engines(
         [e1, e2],
         lambda: one.done("web") == ["limited.md"] and two.done("api") == ["long.md"],
         timeout=90,
-        during=queue_once_both_joined,
+        during=once_joined([e1, e2], queue),
     )
     [decided] = swap_events(e1)
     [followed] = swap_events(e2)
@@ -76,19 +73,16 @@ def test_two_hosts_hitting_the_limit_at_once_make_one_swap(
     one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1")
     two = make_host(tmp_path / "two", tmux2, nats_server.url, "host-2")
     e1, e2 = host_engine(one), host_engine(two)
-    queued: list[bool] = []
 
-    def queue_once_both_joined() -> None:
-        if not queued and joined(e1, 2) and joined(e2, 2):
-            queued.append(True)
-            for ws, project in ((one, "web"), (two, "api")):  # one project per host: each runs its own
-                ws.add_task(project, "limited", f"Hits the limit\nsim: work 300ms\n{LIMIT}")
+    def queue() -> None:
+        for ws, project in ((one, "web"), (two, "api")):  # one project per host: each runs its own
+            ws.add_task(project, "limited", f"Hits the limit\nsim: work 300ms\n{LIMIT}")
 
     run_engines(
         [e1, e2],
         lambda: one.done("web") == ["limited.md"] and two.done("api") == ["limited.md"],
         timeout=90,
-        during=queue_once_both_joined,
+        during=once_joined([e1, e2], queue),
     )
     swaps = swap_events(e1) + swap_events(e2)
     assert len(swaps) == 2  # each host moved its own pool once

@@ -17,7 +17,7 @@ from engine.core import Engine
 from engine.fleet.queue import TaskMessage, task_subject
 from engine.footers import read_footer
 from engine.tmux import LibtmuxClient
-from tests.fleet.hosts import host_engine, joined, make_host
+from tests.fleet.hosts import host_engine, joined, make_host, once_joined
 from tests.fleet.natsserver import NatsServer
 from tests.helpers import drop_killed_engine_lock
 from tests.integration.pipeline_support import Workspace, run_engines, start_headless
@@ -46,14 +46,16 @@ def test_tasks_dropped_on_one_host_run_on_both_each_once_and_land_at_their_origi
     e1, e2 = host_engine(one), host_engine(two)
     ran = tmp_path / "ran.log"
     names = [f"t{i}" for i in range(6)]
-    queued: list[bool] = []
     out: list[int] = []  # host 1's tasks the fleet runs, as its snapshot shows them
 
-    def queue_once_both_joined() -> None:
-        if not queued and joined(e1, 2) and joined(e2, 2):
-            queued.append(True)
-            for name in names:
-                one.add_task("web", name, f"Task {name}\nsim: work 1s\nsim: append {ran} {name}")
+    def queue() -> None:
+        for name in names:
+            one.add_task("web", name, f"Task {name}\nsim: work 1s\nsim: append {ran} {name}")
+
+    queue_once_both_joined = once_joined([e1, e2], queue)
+
+    def queue_then_count() -> None:
+        queue_once_both_joined()
         out.append(e1.snapshot().in_fleet)
 
     run_engines(
@@ -61,7 +63,7 @@ def test_tasks_dropped_on_one_host_run_on_both_each_once_and_land_at_their_origi
         # Every outcome home: a task run on its origin is in done/ a moment before its outcome has landed.
         lambda: one.done("web") == sorted(f"{n}.md" for n in names) and one.inbox("web") == [],
         timeout=90,
-        during=queue_once_both_joined,
+        during=queue_then_count,
     )
     assert 0 < max(out) <= len(names)  # shown while out (none is left: the inbox is empty below)
     assert sorted(ran.read_text().split()) == names  # each side effect once
@@ -301,14 +303,17 @@ def test_a_task_waits_for_its_dependency_to_be_done_fleet_wide(
     two.project("web")
     e1, e2 = host_engine(one), host_engine(two)
     ran = tmp_path / "ran.log"
-    queued: list[bool] = []
 
-    def queue_once_both_joined() -> None:
-        if not queued and joined(e1, 2) and joined(e2, 2):
-            queued.append(True)
-            one.add_task("web", "first", f"First\nsim: work 2s\nsim: append {ran} first", age=10.0)
-            one.add_task("web", "second", f"Second\nsim: append {ran} second", depends_on=["web:first"])
+    def queue() -> None:
+        one.add_task("web", "first", f"First\nsim: work 2s\nsim: append {ran} first", age=10.0)
+        one.add_task("web", "second", f"Second\nsim: append {ran} second", depends_on=["web:first"])
 
-    run_engines([e1, e2], lambda: len(one.done("web")) == 2, timeout=60, during=queue_once_both_joined)
+    run_engines(
+        [e1, e2],
+        # Every outcome home: a task run on its origin is in done/ a moment before its outcome has landed.
+        lambda: len(one.done("web")) == 2 and one.inbox("web") == [],
+        timeout=60,
+        during=once_joined([e1, e2], queue),
+    )
     assert ran_order(ran) == ["first", "second"]  # two hosts were free: the second waited for the first
     assert one.inbox("web") == [] and two.inbox("web") == []
