@@ -410,10 +410,10 @@ class Engine:
 def _start(
     wake: asyncio.Event, period: Callable[[], float], body: Callable[[], Coroutine[Any, Any, None]]
 ) -> asyncio.Task[None]:
-    return asyncio.create_task(_loop(wake, period, body), name=getattr(body, "__qualname__", None))
+    return asyncio.create_task(worker_loop(wake, period, body), name=getattr(body, "__qualname__", None))
 
 
-async def _loop(
+async def worker_loop(
     wake: asyncio.Event, period: Callable[[], float], body: Callable[[], Coroutine[Any, Any, None]]
 ) -> None:
     """Run `body` now, then whenever `wake` is set or `period()` seconds pass; a failure is logged and the
