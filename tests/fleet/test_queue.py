@@ -317,3 +317,23 @@ def test_a_task_waits_for_its_dependency_to_be_done_fleet_wide(
     )
     assert ran_order(ran) == ["first", "second"]  # two hosts were free: the second waited for the first
     assert one.inbox("web") == [] and two.inbox("web") == []
+
+
+def test_claim_records_are_kept_a_week_not_for_ever(
+    tmp_path: Path, tmux: LibtmuxClient, nats_server: NatsServer
+) -> None:
+    one = make_host(tmp_path / "one", tmux, nats_server.url, "host-1")
+    e1 = host_engine(one)
+    run_engines([e1], lambda: joined(e1, 1), timeout=30)
+
+    async def bucket_ttl() -> float | None:
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        try:
+            status = await (await nc.jetstream().key_value("cfo_tasks")).status()
+            return status.ttl
+        finally:
+            await nc.close()
+
+    assert asyncio.run(bucket_ttl()) == 7 * 86400.0
